@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies flow one way: Kernels -> Encoder -> Training -> polyhead (CLI).
+// SafeTensors and Tokenizers stand alone; PluginHost sees only the C ABI in CPolyhead.
+let package = Package(
+    name: "Polyhead",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "polyhead", targets: ["polyhead"]),
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Encoder", targets: ["Encoder"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFFI", path: "Sources/CFFI", providers: [.apt(["libffi-dev"])]),
+        // The plugin ABI: the only thing a plugin includes.
+        .target(name: "CPolyhead", path: "Sources/CPolyhead"),
+
+        // Core modules.
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: uncheckedFast),
+        .target(name: "SafeTensors"),
+        .target(name: "Tokenizers"),
+        .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
+        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI"]),
+        .target(name: "Training", dependencies: ["Kernels", "Encoder", "Tokenizers", "PluginHost"], swiftSettings: fast),
+        .executableTarget(name: "polyhead", dependencies: [
+            "Encoder", "Tokenizers", "SafeTensors", "Training", "PluginHost",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests: one target per module; fixtures written by scripts/reference/*.py.
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Tokenizers", "SafeTensors"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost"]),
+    ]
+)
+
+/// Numeric modules are compiled with optimisation even in debug builds: tests on a real
+/// checkpoint would otherwise take minutes.
+var fast: [SwiftSetting] { [.unsafeFlags(["-O"])] }
+/// Kernels index raw buffers in hot loops whose bounds are checked by their callers.
+var uncheckedFast: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"])] }

@@ -1,0 +1,5 @@
+/* Polyhead plugin ABI: placeholder until the plugin-ABI issue lands. */
+#ifndef POLYHEAD_H
+#define POLYHEAD_H
+#include <stdint.h>
+#endif

@@ -1,0 +1,1 @@
+#include "polyhead/polyhead.h"

@@ -1,0 +1,6 @@
+import XCTest
+@testable import PluginHost
+
+final class PluginHostPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}
