@@ -1,0 +1,79 @@
+import Foundation
+
+/// One parsed line of a JSONL input file.
+struct JSONLRecord {
+    let lineNumber: Int
+    let object: [String: Any]
+
+    /// The string at `field`, or an error naming the file, line and field.
+    func string(_ field: String, in source: String) throws -> String {
+        guard let value = object[field] else {
+            throw JSONLError("\(source):\(lineNumber): no field \"\(field)\" (use --text-field to name another)")
+        }
+        guard let text = value as? String else {
+            throw JSONLError("\(source):\(lineNumber): field \"\(field)\" is not a string")
+        }
+        return text
+    }
+}
+
+struct JSONLError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Reads a whole JSONL file (or standard input for "-") before anything is written, so a
+/// bad line stops the command before any output exists. Lines are split on "\n" only:
+/// a raw "\r" inside a JSON string is still part of that line's text.
+func readJSONLines(_ path: String) throws -> [JSONLRecord] {
+    let data: Data
+    if path == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    } else {
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw JSONLError("\(path): cannot read the file (does it exist?)")
+        }
+        data = contents
+    }
+    var records: [JSONLRecord] = []
+    var lineNumber = 0
+    for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        lineNumber += 1
+        var bytes = line
+        if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw JSONLError("\(path):\(lineNumber): the line is not valid UTF-8")
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        } catch {
+            throw JSONLError("\(path):\(lineNumber): not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw JSONLError("\(path):\(lineNumber): expected a JSON object like {\"text\": \"...\"}")
+        }
+        records.append(JSONLRecord(lineNumber: lineNumber, object: object))
+    }
+    return records
+}
+
+/// Collects output lines and writes them in one go: to `path` atomically (a crash leaves no
+/// half-written file), or to standard output when `path` is nil.
+struct JSONLWriter {
+    private var buffer = Data()
+
+    mutating func append(_ object: Any) throws {
+        buffer.append(try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes]))
+        buffer.append(UInt8(ascii: "\n"))
+    }
+
+    func finish(to path: String?) throws {
+        if let path {
+            try buffer.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } else {
+            FileHandle.standardOutput.write(buffer)
+        }
+    }
+}
