@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries.
@@ -28,7 +29,10 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI"]),
-        .target(name: "Training", dependencies: ["Kernels", "Encoder", "Tokenizers", "PluginHost"], swiftSettings: fast),
+        .target(name: "Training", dependencies: [
+            "Kernels", "Encoder", "Tokenizers", "PluginHost", "SafeTensors",
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: fast),
         .executableTarget(name: "polyhead", dependencies: [
             "Encoder", "Tokenizers", "SafeTensors", "Training", "PluginHost",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
