@@ -25,7 +25,7 @@ let package = Package(
 
         // Core modules.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: uncheckedFast),
-        .target(name: "SafeTensors"),
+        .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers"),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI"]),
