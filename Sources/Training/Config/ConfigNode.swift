@@ -71,7 +71,6 @@ struct ConfigNode {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool else {
             throw expected("true or false")
         }
-        _ = scalar
         return value
     }
 

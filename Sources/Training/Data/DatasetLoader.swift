@@ -62,13 +62,13 @@ public struct DatasetLoader {
         } else {
             labelNames = []
         }
-        let train = try load(task, split: .train, labelNames: labelNames, outputCount: nil)
+        let train = try read(task, split: .train, path: task.data.train, labelNames: labelNames, outputCount: nil)
         if train.examples.isEmpty {
             throw DataError(file: task.data.train, line: nil, message: "no row has a label for task \(task.name) (field '\(task.fields.label)')",
                             hint: "check fields.label for the task")
         }
-        let dev = try task.data.dev.map { _ in try load(task, split: .dev, labelNames: labelNames, outputCount: train.outputCount) }
-        let test = try task.data.test.map { _ in try load(task, split: .test, labelNames: labelNames, outputCount: train.outputCount) }
+        let dev = try load(task, split: .dev, labelNames: labelNames, outputCount: train.outputCount)
+        let test = try load(task, split: .test, labelNames: labelNames, outputCount: train.outputCount)
         let weights = try ClassWeights.compute(task.classWeights, labelNames: labelNames, counts: train.classCounts())
         return TaskData(config: task, labelNames: labelNames, outputCount: train.outputCount, train: train, dev: dev, test: test, classWeights: weights)
     }
@@ -78,13 +78,13 @@ public struct DatasetLoader {
     ///   - labelNames: the task's label set (ignored for regression).
     ///   - outputCount: regression values per label, from the training split; nil to take it
     ///     from the first labelled row.
-    public mutating func load(_ task: TaskConfig, split: DataSplit, labelNames: [String], outputCount: Int?) throws -> TaskDataset {
-        let path: String
-        switch split {
-        case .train: path = task.data.train
-        case .dev: guard let dev = task.data.dev else { throw DataError(file: "tasks.\(task.name).data", line: nil, message: "no dev file is configured") }; path = dev
-        case .test: guard let test = task.data.test else { throw DataError(file: "tasks.\(task.name).data", line: nil, message: "no test file is configured") }; path = test
-        }
+    /// - Returns: the split, or nil when the task has no file for it.
+    public mutating func load(_ task: TaskConfig, split: DataSplit, labelNames: [String], outputCount: Int?) throws -> TaskDataset? {
+        guard let path = task.data.bySplit.first(where: { $0.split == split })?.path else { return nil }
+        return try read(task, split: split, path: path, labelNames: labelNames, outputCount: outputCount)
+    }
+
+    private mutating func read(_ task: TaskConfig, split: DataSplit, path: String, labelNames: [String], outputCount: Int?) throws -> TaskDataset {
         let contents = try file(path)
         var interpreter = RowInterpreter(task: task.name, type: task.type, fields: task.fields, labelNames: labelNames,
                                          labelsConfigured: task.labels != nil, outputCount: outputCount)

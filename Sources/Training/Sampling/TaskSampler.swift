@@ -56,6 +56,7 @@ public struct SampledBatch: Sendable, Equatable {
 /// Within a task, examples come in a shuffled order that is reshuffled each time the task's
 /// examples are used up (a "pass"); a task drawn more often than its size simply starts more
 /// passes, and a capped task continues where it stopped, so every example is eventually seen.
+/// A `perTask` batch larger than its task wraps into the next pass, so it may repeat examples.
 ///
 /// An epoch is sum_i n'_i examples drawn over all tasks: `stepsPerEpoch(batchSize:)`
 /// batches. It is the unit of `training.epochs`; with proportional sampling and no
