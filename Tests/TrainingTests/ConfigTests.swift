@@ -54,11 +54,11 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.tasks.map(\.name), ["supersense", "depth", "definition", "usage"])
         XCTAssertEqual(config.pluginPaths, [".build/release"])
         XCTAssertEqual(config.routers.map(\.name), ["shared_mmoe"])
-        XCTAssertEqual(config.routers.first?.settings.options.jsonValueText, #"{"experts":4,"expert_width":256}"#)
+        XCTAssertEqual(config.routers.first?.settings.options.jsonText, #"{"experts":4,"expert_width":256}"#)
         XCTAssertEqual(config.adapters.first?.settings.options["targets"], .array([.string("query"), .string("value")]))
 
         let supersense = try XCTUnwrap(config.task(named: "supersense"))
-        XCTAssertEqual(supersense.head.options.jsonValueText, #"{"pooling":"cls","dropout":0.1}"#)
+        XCTAssertEqual(supersense.head.options.jsonText, #"{"pooling":"cls","dropout":0.1}"#)
         XCTAssertEqual(supersense.metrics, [.macroF1, .accuracy, .mcc])
         XCTAssertEqual(supersense.classWeights, .balanced)
         XCTAssertEqual(supersense.router, "shared_mmoe")
@@ -171,7 +171,7 @@ final class ConfigTests: XCTestCase {
             """
         let options = try RunConfig.parse(yaml: yaml, file: "run.yaml").tasks[0].head.options
         XCTAssertEqual(options.keys, ["zeta", "alpha", "beta", "nested"])
-        XCTAssertEqual(JSONValue.object(options).jsonText, #"{"zeta":1,"alpha":"2","beta":[true,null,0.0015],"nested":{"k":"text"}}"#)
+        XCTAssertEqual(JSONNode.object(options).jsonText, #"{"zeta":1,"alpha":"2","beta":[true,null,0.0015],"nested":{"k":"text"}}"#)
     }
 
     // MARK: Errors
@@ -454,5 +454,5 @@ final class ConfigTests: XCTestCase {
 }
 
 extension JSONObject {
-    var jsonValueText: String { JSONValue.object(self).jsonText }
+    var jsonText: String { JSONNode.object(self).jsonText }
 }

@@ -322,11 +322,11 @@ final class DataTests: XCTestCase {
     // MARK: JSON parser
 
     func testJSONParserValuesAndErrors() throws {
-        let value = try JSONValue.parse(#" {"a": [1, -2.5e1, true, null, "x\"\u00e9\ud83d\ude00"], "b": {}} "#)
+        let value = try JSONNode.parse(#" {"a": [1, -2.5e1, true, null, "x\"\u00e9\ud83d\ude00"], "b": {}} "#)
         XCTAssertEqual(value, .object(JSONObject([("a", .array([.integer(1), .number(-25), .bool(true), .null, .string("x\"é😀")])), ("b", .object(JSONObject()))])))
         XCTAssertEqual(value.jsonText, #"{"a":[1,-25.0,true,null,"x\"é😀"],"b":{}}"#)
         for (text, column) in [("{\"a\": 01}", 7), ("[1, 2", 6), ("{\"a\" 1}", 6), ("\"\\q\"", 2), ("[1] x", 5), ("tru", 1), ("\"\\ud800\"", 8)] {
-            XCTAssertThrowsError(try JSONValue.parse(text), text) { error in
+            XCTAssertThrowsError(try JSONNode.parse(text), text) { error in
                 XCTAssertEqual((error as? JSONSyntaxError)?.column, column, "\(text): \(error)")
             }
         }

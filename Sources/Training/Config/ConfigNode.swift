@@ -139,7 +139,7 @@ struct ConfigNode {
 
     /// Converts any YAML subtree into JSON for a plugin: plain scalars are resolved (numbers,
     /// booleans, null), quoted scalars stay strings.
-    func jsonValue() throws -> JSONValue {
+    func jsonNode() throws -> JSONNode {
         switch node {
         case .scalar(let scalar):
             if scalar.style != .plain { return .string(scalar.string) }
@@ -155,10 +155,10 @@ struct ConfigNode {
             }
             return .string(scalar.string)
         case .sequence:
-            return .array(try sequence().map { try $0.jsonValue() })
+            return .array(try sequence().map { try $0.jsonNode() })
         case .mapping:
             var object = JSONObject()
-            for entry in try mapping().entries { object[entry.key] = try entry.value.jsonValue() }
+            for entry in try mapping().entries { object[entry.key] = try entry.value.jsonNode() }
             return .object(object)
         case .alias:
             throw error("YAML aliases are not supported here", hint: "write the value out")

@@ -137,7 +137,7 @@ struct RunConfigDecoder {
         }
         var options = JSONObject()
         if let optionsNode = mapping["options"] {
-            guard case .object(let object) = try optionsNode.jsonValue() else {
+            guard case .object(let object) = try optionsNode.jsonNode() else {
                 throw optionsNode.error("expected a mapping of options, got \(optionsNode.shownValue)")
             }
             options = object
@@ -399,7 +399,7 @@ struct RunConfigDecoder {
             try mapping.rejectUnknownKeys(["name", "options"])
             nameNode = try mapping.required("name", hint: "one of \(LossWeightingRegistry.names.joined(separator: ", "))")
             if let optionsNode = mapping["options"] {
-                guard case .object(let object) = try optionsNode.jsonValue() else {
+                guard case .object(let object) = try optionsNode.jsonNode() else {
                     throw optionsNode.error("expected a mapping of options, got \(optionsNode.shownValue)")
                 }
                 options = object

@@ -25,7 +25,7 @@ public enum DataFormat: String, Sendable, CaseIterable {
 /// One field of a row as written: a JSON value (JSONL) or the text of a cell (CSV, TSV).
 /// Cells have no types, so the label readers interpret them (see `LabelReader`).
 public enum FieldValue: Sendable, Equatable {
-    case json(JSONValue)
+    case json(JSONNode)
     case cell(String)
 }
 
@@ -95,9 +95,9 @@ public enum DataFileReader {
                     continue
                 }
                 if text.allSatisfy(\.isWhitespace) { continue }
-                let value: JSONValue
+                let value: JSONNode
                 do {
-                    value = try JSONValue.parse(text)
+                    value = try JSONNode.parse(text)
                 } catch let error as JSONSyntaxError {
                     try malformed(line, "invalid JSON at column \(error.column): \(error.message)")
                     continue

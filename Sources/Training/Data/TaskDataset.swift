@@ -13,8 +13,8 @@ public enum LabelValue: Sendable, Equatable, Hashable {
     case wordClasses([Int])
 
     /// The label as a plugin reads it in the data: class names, numbers or lists of them.
-    public func jsonValue(labelNames: [String]) -> JSONValue {
-        func name(_ index: Int) -> JSONValue { .string(labelNames[index]) }
+    public func jsonNode(labelNames: [String]) -> JSONNode {
+        func name(_ index: Int) -> JSONNode { .string(labelNames[index]) }
         switch self {
         case .classIndex(let index): return name(index)
         case .classIndices(let indices): return .array(indices.map(name))
@@ -176,12 +176,12 @@ struct RowInterpreter {
     }
 
     /// A JSON array; in a CSV/TSV cell, the array written as JSON text.
-    func array(_ value: FieldValue, field: String, what: String) throws(RowProblem) -> [JSONValue] {
+    func array(_ value: FieldValue, field: String, what: String) throws(RowProblem) -> [JSONNode] {
         switch value {
         case .json(.array(let elements)): return elements
         case .json(let json): throw RowProblem(message: "field '\(field)': expected a list of \(what), got \(json.kindDescription)")
         case .cell(let cell):
-            guard let parsed = try? JSONValue.parse(cell), case .array(let elements) = parsed else {
+            guard let parsed = try? JSONNode.parse(cell), case .array(let elements) = parsed else {
                 throw RowProblem(message: "field '\(field)': expected a list of \(what) written as a JSON array, got \"\(cell.prefix(40))\"",
                                  hint: "write the cell as [\"a\", \"b\"] (in CSV: \"[\"\"a\"\", \"\"b\"\"]\")")
             }
@@ -274,7 +274,7 @@ struct RowInterpreter {
     }
 
     func numbers(_ value: FieldValue, field: String) throws(RowProblem) -> [Float] {
-        func number(_ json: JSONValue, _ name: String) throws(RowProblem) -> Float {
+        func number(_ json: JSONNode, _ name: String) throws(RowProblem) -> Float {
             guard let double = json.doubleValue else {
                 throw RowProblem(message: "field '\(name)': expected a number, got \(json.kindDescription)")
             }

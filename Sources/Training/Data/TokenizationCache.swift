@@ -163,10 +163,10 @@ public struct TokenizationCache: Sendable {
         object["max_length"] = .integer(maxLength)
         object["type"] = .string(dataset.type.rawValue)
         object["text"] = .string(fields.text)
-        object["text_pair"] = fields.textPair.map(JSONValue.string) ?? .null
+        object["text_pair"] = fields.textPair.map(JSONNode.string) ?? .null
         object["label"] = .string(fields.label)
-        object["words"] = fields.words.map(JSONValue.string) ?? .null
-        return JSONValue.object(object).jsonText
+        object["words"] = fields.words.map(JSONNode.string) ?? .null
+        return JSONNode.object(object).jsonText
     }
 
     /// FNV-1a, 64 bits: only names the file (the full key inside is what is checked).

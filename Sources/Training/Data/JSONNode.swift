@@ -3,13 +3,15 @@
 /// Integers and non-integers stay distinct (`1` is `.integer`, `1.0` is `.number`) because a
 /// class label written as `1` means class index 1 while `1.0` is a regression target.
 /// Objects keep their keys in file order so options reach a plugin as the user wrote them.
-public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
+/// (Named apart from PluginHost's `JSONValue`, which sorts keys and has one number type;
+/// `jsonText` converts: `JSONValue(parsing: node.jsonText)`.)
+public enum JSONNode: Sendable, Equatable, CustomStringConvertible {
     case null
     case bool(Bool)
     case integer(Int)
     case number(Double)
     case string(String)
-    case array([JSONValue])
+    case array([JSONNode])
     case object(JSONObject)
 
     /// The value as a Double when it is a number of either kind.
@@ -26,7 +28,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
-    public var arrayValue: [JSONValue]? {
+    public var arrayValue: [JSONNode]? {
         if case .array(let value) = self { return value }
         return nil
     }
@@ -54,13 +56,13 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     /// Compact JSON text, keys in their original order.
     public var jsonText: String {
         var output = ""
-        JSONValue.write(self, into: &output)
+        JSONNode.write(self, into: &output)
         return output
     }
 
     public var description: String { jsonText }
 
-    private static func write(_ value: JSONValue, into output: inout String) {
+    private static func write(_ value: JSONNode, into output: inout String) {
         switch value {
         case .null: output += "null"
         case .bool(let flag): output += flag ? "true" : "false"
@@ -110,7 +112,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
 
 /// A JSON object with its keys in file order and lookup by key.
 public struct JSONObject: Sendable, Equatable {
-    public private(set) var entries: [(key: String, value: JSONValue)]
+    public private(set) var entries: [(key: String, value: JSONNode)]
     private var indexByKey: [String: Int]
 
     public init() {
@@ -119,7 +121,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     /// Builds an object; a repeated key keeps its last value, as JSON parsers commonly do.
-    public init(_ pairs: [(String, JSONValue)]) {
+    public init(_ pairs: [(String, JSONNode)]) {
         self.init()
         for (key, value) in pairs { self[key] = value }
     }
@@ -127,7 +129,7 @@ public struct JSONObject: Sendable, Equatable {
     public var keys: [String] { entries.map(\.key) }
     public var count: Int { entries.count }
 
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONNode? {
         get { indexByKey[key].map { entries[$0].value } }
         set {
             if let index = indexByKey[key] {
@@ -158,10 +160,10 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { "column \(column): \(message)" }
 }
 
-extension JSONValue {
+extension JSONNode {
     /// Parses one complete JSON text (RFC 8259). Trailing non-space characters are an error.
     /// - Throws: `JSONSyntaxError` with the column of the first bad character.
-    public static func parse(_ text: String) throws -> JSONValue {
+    public static func parse(_ text: String) throws -> JSONNode {
         var parser = JSONParser(bytes: Array(text.utf8))
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -198,7 +200,7 @@ struct JSONParser {
         while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
     }
 
-    mutating func parseValue(depth: Int) throws -> JSONValue {
+    mutating func parseValue(depth: Int) throws -> JSONNode {
         guard depth < JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         guard position < bytes.count else { throw error("expected a value, got end of line") }
         switch bytes[position] {
@@ -223,7 +225,7 @@ struct JSONParser {
         }
     }
 
-    mutating func parseObject(depth: Int) throws -> JSONValue {
+    mutating func parseObject(depth: Int) throws -> JSONNode {
         position += 1  // {
         var object = JSONObject()
         skipWhitespace()
@@ -252,9 +254,9 @@ struct JSONParser {
         }
     }
 
-    mutating func parseArray(depth: Int) throws -> JSONValue {
+    mutating func parseArray(depth: Int) throws -> JSONNode {
         position += 1  // [
-        var elements: [JSONValue] = []
+        var elements: [JSONNode] = []
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
             position += 1
@@ -351,7 +353,7 @@ struct JSONParser {
         return value
     }
 
-    mutating func parseNumber() throws -> JSONValue {
+    mutating func parseNumber() throws -> JSONNode {
         let start = position
         var isInteger = true
         if bytes[position] == UInt8(ascii: "-") { position += 1 }
