@@ -310,3 +310,59 @@ extension NamedTensor.Values {
         return nil
     }
 }
+
+/// A checkpoint of the real default model, as a frozen-encoder run would write it.
+final class CheckpointRealModelTests: XCTestCase {
+    func testMiniLMCheckpointVerifiesAndRecordsTheModelChecksum() throws {
+        let model = try Self.modelDirectory()
+        let store = CheckpointStore(outputDirectory: try CheckpointTestKit.scratchDirectory(self))
+        var contents = try CheckpointTestKit.contents(generation: 1, tasks: [])
+        contents.writeEncoder = CheckpointContents.copyEncoder(from: model)
+        contents.tokenizerDirectory = model
+        var head = CheckpointTestKit.head(task: "sentiment", hiddenSize: 384, generation: 1)
+        head.manifest.labelNames = ["negative", "positive"]
+        contents.heads = [head]
+        try store.save(contents, as: "final")
+
+        let loaded = try store.load("final")
+        let reference = try Self.sha256sum(model.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(loaded.manifest.encoderSHA256, reference)
+        XCTAssertEqual(try loaded.head("sentiment").manifest.encoderSHA256, reference)
+        XCTAssertEqual(try loaded.head("sentiment").manifest.encoderHiddenSize, 384)
+        for name in ["config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+            XCTAssertTrue(FileManager.default.contentsEqual(atPath: model.appendingPathComponent(name).path,
+                                                            andPath: loaded.encoderDirectory.appendingPathComponent(name).path), name)
+        }
+        // The head ships to the base model directory itself: same encoder bytes, same checksum.
+        let bundle = store.directory.appendingPathComponent("sentiment.head")
+        try HeadBundle.export(modelDirectory: loaded.directory, task: "sentiment", to: bundle)
+        let target = try CheckpointTestKit.scratchDirectory(self)
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.createSymbolicLink(at: target.appendingPathComponent(name), withDestinationURL: model.appendingPathComponent(name))
+        }
+        XCTAssertEqual(try HeadBundle.import(bundle, into: target).encoderSHA256, reference)
+    }
+
+    /// POLYHEAD_MODEL_DIR, else models/all-MiniLM-L6-v2; fails (never skips) when absent.
+    static func modelDirectory() throws -> URL {
+        let directory = ProcessInfo.processInfo.environment["POLYHEAD_MODEL_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? CheckpointTestKit.repositoryRoot.appendingPathComponent("models/all-MiniLM-L6-v2")
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) else {
+            XCTFail("\(directory.path)/model.safetensors not found: run scripts/setup, or set POLYHEAD_MODEL_DIR")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return directory
+    }
+
+    static func sha256sum(_ file: URL) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [file.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    }
+}

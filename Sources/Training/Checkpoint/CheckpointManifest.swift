@@ -70,11 +70,11 @@ public struct CheckpointManifest: Codable, Equatable, Sendable {
         return manifest
     }
 
-    /// Entries for every regular file under `directory` (except checkpoint.json), hashed
-    /// from what is on disk.
-    static func entries(in directory: URL) throws -> [FileEntry] {
+    /// Entries for the regular files under `directory` (except checkpoint.json) whose
+    /// relative path `include` accepts, hashed from what is on disk.
+    static func entries(in directory: URL, where include: (String) -> Bool = { _ in true }) throws -> [FileEntry] {
         try DurableFiles.regularFiles(under: directory)
-            .filter { $0 != fileName }
+            .filter { $0 != fileName && include($0) }
             .map { path in
                 let url = directory.appendingPathComponent(path)
                 guard let size = DurableFiles.fileSize(url) else {

@@ -77,7 +77,12 @@ public struct CheckpointStore: Sendable {
             }
         }
         let hiddenSize = try encoderHiddenSize(configAt: encoderDirectory.appendingPathComponent(EncoderFiles.config))
-        let encoderChecksum = try SHA256.hash(fileAt: encoderDirectory.appendingPathComponent(EncoderFiles.weights)).hexString
+        // Hashed once: these entries give both the heads' encoder checksum and the file list.
+        let encoderPrefix = EncoderFiles.directory + "/"
+        let encoderEntries = try CheckpointManifest.entries(in: directory) { $0.hasPrefix(encoderPrefix) }
+        guard let encoderChecksum = encoderEntries.first(where: { $0.path == encoderPrefix + EncoderFiles.weights })?.sha256 else {
+            throw CheckpointError.encoderIncomplete(directory: encoderDirectory.path, missing: EncoderFiles.weights)
+        }
 
         // Heads.
         let headsDirectory = directory.appendingPathComponent(CheckpointLayout.headsDirectory)
@@ -106,7 +111,8 @@ public struct CheckpointStore: Sendable {
             heads: contents.heads.map(\.manifest.task).sorted(),
             encoderSHA256: encoderChecksum,
             hasTrainerState: contents.trainerState != nil,
-            files: try CheckpointManifest.entries(in: directory))
+            files: try (encoderEntries + CheckpointManifest.entries(in: directory) { !$0.hasPrefix(encoderPrefix) })
+                .sorted { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) })
         try DurableFiles.write(manifest.jsonData(), to: directory.appendingPathComponent(CheckpointManifest.fileName))
         return manifest
     }

@@ -143,8 +143,8 @@ public struct SHA256: Sendable {
                     for index in 16..<64 {
                         let previous15 = words[index - 15]
                         let previous2 = words[index - 2]
-                        let sigma0 = previous15.rotatedRight(7) ^ previous15.rotatedRight(18) ^ (previous15 >> 3)
-                        let sigma1 = previous2.rotatedRight(17) ^ previous2.rotatedRight(19) ^ (previous2 >> 10)
+                        let sigma0 = previous15.rotatedRight(7) ^ previous15.rotatedRight(18) ^ (previous15 &>> 3)
+                        let sigma1 = previous2.rotatedRight(17) ^ previous2.rotatedRight(19) ^ (previous2 &>> 10)
                         words[index] = words[index - 16] &+ sigma0 &+ words[index - 7] &+ sigma1
                     }
                     var (a, b, c, d, e, f, g, h) = (h0, h1, h2, h3, h4, h5, h6, h7)
@@ -174,8 +174,10 @@ public struct SHA256: Sendable {
 }
 
 extension UInt32 {
+    /// Masking shifts: the plain operators' checks for shifts of 32 or more cost more than
+    /// the rotation itself, and every count here is in 1...31.
     @inline(__always)
     fileprivate func rotatedRight(_ count: UInt32) -> UInt32 {
-        (self >> count) | (self << (32 - count))
+        (self &>> count) | (self &<< (32 &- count))
     }
 }

@@ -12,6 +12,9 @@ import Foundation
 /// `<g class="series" data-name="...">` holding one `<polyline>` per run of finite values
 /// (a NaN or infinity breaks the line) or a `<circle>` for an isolated point.
 public struct SVGPlot: Sendable {
+    /// The plot's name in the output directory.
+    public static let fileName = "curves.svg"
+
     public struct Series: Sendable, Equatable {
         public var name: String
         /// (x, y) points; drawn in x order.
