@@ -49,6 +49,18 @@ public final class RandomStream {
         return Float((-2 * log(first)).squareRoot() * cos(2 * Double.pi * second))
     }
 
+    /// A stream position, to replay the same numbers (e.g. one dropout mask twice in a
+    /// finite-difference check).
+    public struct Position: Equatable, Sendable {
+        fileprivate let state: (UInt64, UInt64, UInt64, UInt64)
+        public static func == (left: Position, right: Position) -> Bool { left.state == right.state }
+    }
+
+    public var position: Position {
+        get { Position(state: state) }
+        set { state = newValue.state }
+    }
+
     private func rotate(_ value: UInt64, _ count: UInt64) -> UInt64 {
         (value << count) | (value >> (64 - count))
     }
