@@ -26,7 +26,9 @@ final class ClassificationHead: TaskHead {
     var targetWidth: Int { multiLabel ? labels.count : 1 }
     var targetDtype: Int32 { multiLabel ? PH_DTYPE_F32 : PH_DTYPE_I64 }
 
-    init(context: CreateContext) throws {
+    /// - Parameter multiLabelComponent: created as "polyhead.multi_label_classification",
+    ///   where multi-label is the component's identity rather than an option.
+    init(context: CreateContext, multiLabelComponent: Bool = false) throws {
         let config = context.config
         try config.requireOnly(trunkConfigKeys + ["labels", "num_labels", "multi_label", "class_weights", "label_smoothing", "threshold"])
         if let names = try config.names("labels") {
@@ -36,7 +38,10 @@ final class ClassificationHead: TaskHead {
         } else {
             throw PluginFailure("config needs \"labels\": [\"name\", ...] (or \"num_labels\": N)")
         }
-        multiLabel = try config.bool("multi_label", default: false)
+        multiLabel = try config.bool("multi_label", default: multiLabelComponent)
+        if multiLabelComponent && !multiLabel {
+            throw PluginFailure("polyhead.multi_label_classification is always multi-label; drop \"multi_label\": false or use polyhead.classification")
+        }
         guard labels.count >= (multiLabel ? 1 : 2) else {
             throw PluginFailure("a \(multiLabel ? "multi-label" : "single-label") head needs at least \(multiLabel ? 1 : 2) labels, got \(labels.count)")
         }
@@ -186,13 +191,24 @@ let createClassificationHead: CreateFunction = { args, out, errors in
     createHead(args, out, errors) { try ClassificationHead(context: $0) }
 }
 
+let createMultiLabelClassificationHead: CreateFunction = { args, out, errors in
+    createHead(args, out, errors) { try ClassificationHead(context: $0, multiLabelComponent: true) }
+}
+
 nonisolated(unsafe) let pluginTable = makePluginTable(
     id: "polyhead.heads.classification", version: "1.0.0", name: "Classification head",
-    heads: [HeadDefinition(
-        id: "polyhead.classification", version: "1.0.0", name: "Classification head",
-        summary: "Single- or multi-label classification of pooled (cls/mean/max) sequence features",
-        exampleConfig: #"{"labels": ["negative", "positive"], "pooling": "cls", "dropout": 0.1}"#,
-        create: createClassificationHead)],
+    heads: [
+        HeadDefinition(
+            id: "polyhead.classification", version: "1.0.0", name: "Classification head",
+            summary: "Single- or multi-label classification of pooled (cls/mean/max) sequence features",
+            exampleConfig: #"{"labels": ["negative", "positive"], "pooling": "cls", "dropout": 0.1}"#,
+            create: createClassificationHead),
+        HeadDefinition(
+            id: "polyhead.multi_label_classification", version: "1.0.0", name: "Multi-label classification head",
+            summary: "A set of labels per example: sigmoid outputs over pooled (cls/mean/max) sequence features",
+            exampleConfig: #"{"labels": ["noun.animal", "noun.plant", "noun.food"], "pooling": "mean", "threshold": 0.5}"#,
+            create: createMultiLabelClassificationHead),
+    ],
     extensions: [
         ExtensionDefinition(name: "accuracy", signature: "d(tte)",
                             summary: "fraction of rows whose arg-max logit is the target class (outputs [N, C], targets [N] class indices; -1 ignored)",

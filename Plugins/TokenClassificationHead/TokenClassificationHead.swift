@@ -130,9 +130,9 @@ let createTokenClassificationHead: CreateFunction = { args, out, errors in
 }
 
 nonisolated(unsafe) let pluginTable = makePluginTable(
-    id: "polyhead.heads.token-classification", version: "1.0.0", name: "Token classification head",
+    id: "polyhead.heads.token_classification", version: "1.0.0", name: "Token classification head",
     heads: [HeadDefinition(
-        id: "polyhead.token-classification", version: "1.0.0", name: "Token classification head",
+        id: "polyhead.token_classification", version: "1.0.0", name: "Token classification head",
         summary: "A label per word, aligned to the word's first piece (other pieces ignored)",
         exampleConfig: #"{"labels": ["O", "noun.animal", "noun.artifact"], "dropout": 0.1}"#,
         create: createTokenClassificationHead)],

@@ -7,6 +7,15 @@ public enum ComponentKind: String, Sendable, CaseIterable {
     case router = "router"
     case encoderAdapter = "encoder adapter"
 
+    /// "head", "router" or "adapter", as head manifests record the kind.
+    public var shortName: String {
+        switch self {
+        case .taskHead: return "head"
+        case .router: return "router"
+        case .encoderAdapter: return "adapter"
+        }
+    }
+
     init?(code: Int32) {
         switch code {
         case PH_COMPONENT_TASK_HEAD: self = .taskHead

@@ -90,7 +90,7 @@ final class ComponentKindTests: XCTestCase {
     }
 
     func testTokenTargetsAlignToFirstPieces() throws {
-        let head = try HeadInstance(component: allHeads.component(id: "polyhead.token-classification"), name: "tags",
+        let head = try HeadInstance(component: allHeads.component(id: "polyhead.token_classification"), name: "tags",
                                     configJSON: #"{"labels": ["O", "B", "I"]}"#, inputWidth: 4)
         let targets = try head.encodeTarget(label: try JSONValue(parsing: #"["B", "I", "O"]"#), wordIds: [-1, 0, 0, 1, 2, 2, 2, -1])
         XCTAssertEqual(targets.storage, .indices([-1, 1, -1, 2, 0, -1, -1, -1]))

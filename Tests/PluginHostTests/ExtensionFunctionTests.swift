@@ -83,7 +83,7 @@ final class ExtensionFunctionTests: XCTestCase {
             return XCTFail("macro_f1 returns a double")
         }
         XCTAssertEqual(f1, 0.5, accuracy: 1e-12)
-        let tokenAccuracy = try allHeads.extensionFunction(named: "polyhead.token-classification.token_accuracy")
+        let tokenAccuracy = try allHeads.extensionFunction(named: "polyhead.token_classification.token_accuracy")
         XCTAssertEqual(try tokenAccuracy.call([.tensor(values: logits, shape: [4, 3]), .indexTensor(values: [0, -1, -1, 2], shape: [4])]), .double(1))
         XCTAssertThrowsError(try accuracy.call([.tensor(values: logits, shape: [4, 3]), .indexTensor(values: [0, 1], shape: [2])])) { error in
             assertOneLine(error, contains: ["libClassificationHead.so", "targets must be [4] or [4, 1]"])

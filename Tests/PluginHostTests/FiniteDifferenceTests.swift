@@ -104,7 +104,7 @@ final class FiniteDifferenceTests: XCTestCase {
     func testTokenClassificationWithDropoutAndSmoothing() throws {
         // Word ids per sequence restart at 0; -1 marks [CLS]/[SEP]; repeated ids are later pieces.
         let wordIds: [Int32] = [-1, 0, -1, -1, 0, 0, -1, 0, -1, 0, 1, -1]
-        try check("polyhead.token-classification", #"{"labels": ["O", "B", "I"], "dropout": 0.25, "label_smoothing": 0.1}"#,
+        try check("polyhead.token_classification", #"{"labels": ["O", "B", "I"], "dropout": 0.25, "label_smoothing": 0.1}"#,
                   labels: [.array([.string("B")]), .array([.string("I")]), .array([.string("O")]), .array([.string("B"), .string("I")])],
                   wordIds: wordIds, seed: 16)
     }

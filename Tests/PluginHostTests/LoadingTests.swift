@@ -7,7 +7,7 @@ final class LoadingTests: XCTestCase {
     func testSwiftHeadsLoadWithTheirComponentsAndToolchain() throws {
         let registry = try loadBuiltHeads()
         XCTAssertEqual(Set(registry.components.map(\.id)),
-                       ["polyhead.classification", "polyhead.regression", "polyhead.token-classification"])
+                       ["polyhead.classification", "polyhead.multi_label_classification", "polyhead.regression", "polyhead.token_classification"])
         for plugin in registry.plugins {
             XCTAssertEqual(plugin.abiMajor, Int(PH_ABI_MAJOR))
             XCTAssertEqual(plugin.swiftToolchain, hostSwiftToolchain, "Swift plugins record the toolchain they were built with")

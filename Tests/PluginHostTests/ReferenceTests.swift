@@ -28,10 +28,10 @@ final class ReferenceTests: XCTestCase {
 
     static let tolerance = 1e-5
 
-    private func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func check(_ name: String, component: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let url = Repository.fixtures.appendingPathComponent("reference/\(name).json")
         let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-        let head = try HeadInstance(component: allHeads.component(id: fixture.component), name: name,
+        let head = try HeadInstance(component: allHeads.component(id: component ?? fixture.component), name: name,
                                     configJSON: fixture.config.text, inputWidth: fixture.hidden_size)
 
         // Parameters: the plugin declares exactly what the reference has; load its values.
@@ -109,6 +109,9 @@ final class ReferenceTests: XCTestCase {
     func testClassificationCLS() throws { try check("classification-cls") }
     func testClassificationMeanHiddenWeightedSmoothed() throws { try check("classification-mean-hidden-weighted-smoothed") }
     func testClassificationMultiLabelMax() throws { try check("classification-multilabel-max") }
+    func testMultiLabelComponentIsTheSameHead() throws {
+        try check("classification-multilabel-max", component: "polyhead.multi_label_classification")
+    }
     func testRegressionMSEMean() throws { try check("regression-mse-mean") }
     func testRegressionHuberStandardized() throws { try check("regression-huber-standardized") }
     func testTokenClassification() throws { try check("token-classification") }

@@ -124,6 +124,10 @@ final class RefusalTests: XCTestCase {
             (#"{"dropout": 0.1}"#, ["needs \"labels\""]),
             (#"{"labels": ["a", "b"], "class_weights": [1]}"#, ["\"class_weights\" must hold 2"]),
         ]
+        XCTAssertThrowsError(try HeadInstance(component: registry.component(id: "polyhead.multi_label_classification"), name: "tags",
+                                              configJSON: #"{"labels": ["a", "b"], "multi_label": false}"#, inputWidth: 8)) { error in
+            assertOneLine(error, contains: ["polyhead.multi_label_classification", "is always multi-label"])
+        }
         for (config, fragments) in cases {
             XCTAssertThrowsError(try HeadInstance(component: classification, name: "topic", configJSON: config, inputWidth: 8)) { error in
                 assertOneLine(error, contains: ["libClassificationHead.so", "polyhead.classification", "create failed"] + fragments)

@@ -213,7 +213,7 @@ def token_classification(name, seed, config, labels, word_ids):
                            if w >= 0 and (t == 0 or ids[t - 1] != w)])
         return result
 
-    run(name, "polyhead.token-classification", config, features, params, {},
+    run(name, "polyhead.token_classification", config, features, params, {},
         {"forward": lambda x, p: x @ p["output.weight"].T + p["output.bias"], "loss": loss}, labels, targets,
         word_ids=word_ids, decoded=decoded)
 
