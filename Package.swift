@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "CFFIShims", dependencies: ["CFFI"]),
-        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS"]),
+        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS"], swiftSettings: fast),
 
         // Plugins see CPolyhead and nothing else of Polyhead; PluginSupport is linked
         // statically into each (shared head math), never into the host.

@@ -23,7 +23,7 @@ final class LoadingTests: XCTestCase {
         let registry = PluginRegistry()
         let plugin = try registry.load(file: path)
         XCTAssertNil(plugin.swiftToolchain)
-        XCTAssertEqual(plugin.components.map(\.kind), [.taskHead, .router, .encoderAdapter])
+        XCTAssertEqual(plugin.components.map(\.kind), [.taskHead, .router, .encoderAdapter, .taskHead])
         XCTAssertEqual(plugin.components.first?.version, "1.2.3")
         XCTAssertEqual(plugin.extensionFunctions.count, 7)
     }

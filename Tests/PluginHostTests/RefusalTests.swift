@@ -166,3 +166,29 @@ final class RefusalTests: XCTestCase {
         }
     }
 }
+
+final class FinitenessTests: XCTestCase {
+    func testNonFiniteOutputsAreCaughtAtTheBoundary() throws {
+        let registry = PluginRegistry()
+        try registry.load(file: try FixtureCompiler.fixture("fixture_plugin.c", output: "libfixture.so"))
+        let head = try HeadInstance(component: registry.component(id: "fixture.head"), name: "probe", configJSON: #"{"outputs": 1}"#, inputWidth: 3)
+        let weight = try XCTUnwrap(head.parameters.info(named: "probe.weight"))
+        head.parameters.values(of: weight)[2] = .nan
+        let features: [Float] = [1, 2, 3, 4, 5, 6]
+        XCTAssertThrowsError(try features.withUnsafeBufferPointer { try head.forward(features: $0, sequenceOffsets: [0, 2], training: false) }) {
+            assertOneLine($0, contains: ["libfixture.so", "fixture.head", "forward produced a non-finite value (nan) at element 0"])
+        }
+    }
+
+    func testFiniteCheckCoversEveryLaneAndTheTail() {
+        for count in [1, 7, 8, 9, 17, 64] {
+            for position in 0..<count {
+                var values = [Float](repeating: 1, count: count)
+                values[position] = position % 2 == 0 ? .infinity : -.nan
+                XCTAssertFalse(values.withUnsafeBufferPointer(allFinite), "count \(count), position \(position)")
+            }
+            let finite = (0..<count).map { Float($0) * 1e30 - Float.greatestFiniteMagnitude / 2 }
+            XCTAssertTrue(finite.withUnsafeBufferPointer(allFinite))
+        }
+    }
+}

@@ -234,6 +234,75 @@ static const ph_component head_component = {
     sizeof(ph_component), &head_descriptor, head_create, head_destroy, head_bind, &head_methods, NULL, NULL,
 };
 
+/* ---- Null head: the least a head can do (zero outputs and gradients), so a benchmark
+ * measures the boundary itself: views, checks, the indirect calls, the error sink. ---- */
+
+static int null_instance; /* any non-NULL address will do */
+
+static ph_status null_create(const ph_create_args *args, ph_instance **out, ph_error_sink *errors) {
+    (void)args;
+    (void)errors;
+    *out = (ph_instance *)&null_instance;
+    return PH_STATUS_OK;
+}
+static void null_destroy(ph_instance *instance) { (void)instance; }
+static ph_status null_bind(ph_instance *instance, int64_t count, const ph_tensor *const *values, const ph_tensor *const *gradients,
+                           ph_error_sink *errors) {
+    (void)instance, (void)count, (void)values, (void)gradients, (void)errors;
+    return PH_STATUS_OK;
+}
+static ph_status null_layout(ph_instance *instance, ph_head_layout *layout, ph_error_sink *errors) {
+    (void)instance, (void)errors;
+    layout->granularity = PH_GRANULARITY_SEQUENCE;
+    layout->output_width = 4;
+    layout->target_width = 1;
+    layout->target_dtype = PH_DTYPE_I64;
+    return PH_STATUS_OK;
+}
+static ph_status null_forward(ph_instance *instance, const ph_head_input *input, ph_tensor *outputs, ph_saved **saved,
+                              ph_error_sink *errors) {
+    (void)instance, (void)input, (void)errors;
+    memset(outputs->data, 0, sizeof(float) * (size_t)ph_tensor_count(outputs));
+    if (saved != NULL) *saved = NULL;
+    return PH_STATUS_OK;
+}
+static ph_status null_loss(ph_instance *instance, const ph_tensor *outputs, const ph_tensor *targets, ph_tensor *gradient,
+                           double *loss, ph_error_sink *errors) {
+    (void)instance, (void)outputs, (void)targets, (void)errors;
+    memset(gradient->data, 0, sizeof(float) * (size_t)ph_tensor_count(gradient));
+    *loss = 0;
+    return PH_STATUS_OK;
+}
+static ph_status null_backward(ph_instance *instance, ph_saved *saved, const ph_head_input *input, const ph_tensor *d_outputs,
+                               ph_tensor *d_features, ph_error_sink *errors) {
+    (void)instance, (void)saved, (void)input, (void)d_outputs, (void)d_features, (void)errors;
+    return PH_STATUS_OK; /* leaves d_features as the host passed it (zeros in the benchmark) */
+}
+static ph_status null_encode(ph_instance *instance, const ph_json *label, const ph_tensor *word_ids, ph_tensor *target,
+                             ph_error_sink *errors) {
+    (void)instance, (void)label, (void)word_ids, (void)errors;
+    ((int64_t *)target->data)[0] = 0;
+    return PH_STATUS_OK;
+}
+static ph_status null_decode(ph_instance *instance, const ph_tensor *outputs, const ph_tensor *word_ids, ph_text_sink *sink,
+                             ph_error_sink *errors) {
+    (void)instance, (void)outputs, (void)word_ids, (void)errors;
+    sink->append(sink, "{}", 2);
+    return PH_STATUS_OK;
+}
+static void null_release(ph_instance *instance, ph_saved *saved) { (void)instance, (void)saved; }
+
+static const ph_head_methods null_methods = {
+    sizeof(ph_head_methods), null_layout, null_encode, NULL, null_forward, null_loss, null_backward, null_release, null_decode,
+};
+static const ph_component_descriptor null_descriptor = {
+    sizeof(ph_component_descriptor), PH_COMPONENT_TASK_HEAD, "fixture.null", "1.0.0", "Null head",
+    "Does nothing, to measure the boundary", "{}",
+};
+static const ph_component null_component = {
+    sizeof(ph_component), &null_descriptor, null_create, null_destroy, null_bind, &null_methods, NULL, NULL,
+};
+
 /* ---- Router: outputs = features * gate[task]. ---- */
 
 typedef struct {
@@ -464,7 +533,7 @@ static const ph_extension_function *const extensions[] = {
 #endif
 };
 
-static const ph_component *const components[] = {&head_component, &router_component, &adapter_component};
+static const ph_component *const components[] = {&head_component, &router_component, &adapter_component, &null_component};
 
 static const ph_plugin plugin = {
     PLUGIN_SIZE, ANSWER_MAJOR, ANSWER_MINOR, PLUGIN_ID, "0.1.0", "Fixture plugin", TOOLCHAIN,
