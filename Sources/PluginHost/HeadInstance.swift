@@ -303,7 +303,11 @@ public final class HeadInstance: @unchecked Sendable {
                 }
             }
         }
-        return String(decoding: text.bytes, as: UTF8.self)
+        let json = String(decoding: text.bytes, as: UTF8.self)
+        guard (try? JSONValue(parsing: json)) != nil else {
+            throw PluginError(.callFailed, "\(core.label) decode wrote text that is not JSON: \(json.prefix(80))")
+        }
+        return json
     }
 
     private func checkTargets(_ targets: HeadTargets, rows: Int) throws {

@@ -30,6 +30,8 @@ enum FixtureCompiler {
     static let directory: String = {
         let path = NSTemporaryDirectory() + "polyhead-plugin-tests-\(getpid())"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Loaded libraries stay mapped after their files are removed, so cleaning up at exit is safe.
+        atexit { try? FileManager.default.removeItem(atPath: FixtureCompiler.directory) }
         return path
     }()
 
