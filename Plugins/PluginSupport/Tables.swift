@@ -172,7 +172,7 @@ public func createHead(_ args: UnsafePointer<ph_create_args>?, _ out: UnsafeMuta
         guard let args, let out, args.pointee.size >= UInt32(MemoryLayout<ph_create_args>.size) else {
             throw PluginFailure("create needs arguments and an output pointer (size field too small?)")
         }
-        if let services = args.pointee.services { hostServices = services }
+        if hostServices == nil, let services = args.pointee.services { hostServices = services } // normally set by the entry
         let context = CreateContext(config: ConfigReader(JSON(args.pointee.config)), inputWidth: Int(args.pointee.input_width),
                                     instanceName: args.pointee.instance_name.map { String(cString: $0) } ?? "",
                                     random: args.pointee.rng, args: args, errors: errors)

@@ -242,6 +242,34 @@ public final class ExtensionFunction: @unchecked Sendable {
         }
     }
 
+    /// Whether the function can serve as a metric: `d(tt)` or `d(tte)`.
+    public var isMetric: Bool { returnType == .double && callerArgumentTypes == [.tensor, .tensor] }
+
+    /// Calls a metric named in a run config over a head's outputs and encoded targets.
+    /// - Parameters:
+    ///   - outputs: [rows, width] row-major, as the head's forward wrote them.
+    ///   - targets: the same rows' targets, as the head's encode_target wrote them.
+    /// - Throws: PluginError(.invalidRequest) when the signature is not a metric's or the
+    ///   shapes disagree; PluginError(.callFailed) when the function reports an error.
+    public func metric(outputs: [Float], width: Int, targets: HeadTargets) throws -> Double {
+        guard isMetric else {
+            throw PluginError(.invalidRequest, "\(qualifiedName) has signature \(signature), but a metric must be d(tt) or d(tte): (outputs, targets) -> double")
+        }
+        let rows = width > 0 ? outputs.count / width : 0
+        guard width > 0, rows * width == outputs.count, targets.rows == rows else {
+            throw PluginError(.invalidRequest, "\(qualifiedName): \(outputs.count) outputs of width \(width) do not match \(targets.rows) target rows")
+        }
+        let targetArgument: ExtensionArgument
+        switch targets.storage {
+        case .indices(let values): targetArgument = .indexTensor(values: values, shape: [rows, targets.width])
+        case .values(let values): targetArgument = .tensor(values: values, shape: [rows, targets.width])
+        }
+        guard case .double(let value) = try call([.tensor(values: outputs, shape: [rows, width]), targetArgument]) else {
+            throw PluginError(.callFailed, "\(qualifiedName) did not return a double")
+        }
+        return value
+    }
+
     /// Converts command-line words into arguments by the signature's letters: integers,
     /// numbers, strings, and tensors written as JSON arrays of numbers ("[[1,2],[3,4]]").
     /// - Throws: PluginError(.invalidRequest) for a wrong count, an unparsable word, or a

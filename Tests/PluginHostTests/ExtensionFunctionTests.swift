@@ -71,6 +71,19 @@ final class ExtensionFunctionTests: XCTestCase {
         XCTAssertThrowsError(try pointer.arguments(fromCommandLine: ["0"])) { assertOneLine($0, contains: ["takes a pointer", "only a run config"]) }
     }
 
+    func testMetricOverHeadOutputsAndEncodedTargets() throws {
+        let head = try HeadInstance(component: allHeads.component(id: "polyhead.classification"), name: "topics",
+                                    configJSON: #"{"labels": ["a", "b", "c"]}"#, inputWidth: 2)
+        let targets = try HeadTargets.concatenating(["a", "c", "c", "b"].map { try head.encodeTarget(label: .string($0)) })
+        let logits: [Float] = [3, 1, 0, 0, 1, 4, 0, 2, 1, 1, 0, 5]
+        let accuracy = try allHeads.extensionFunction(named: "polyhead.classification.accuracy")
+        XCTAssertTrue(accuracy.isMetric)
+        XCTAssertEqual(try accuracy.metric(outputs: logits, width: 3, targets: targets), 0.5)
+        XCTAssertThrowsError(try accuracy.metric(outputs: logits, width: 4, targets: targets)) { assertOneLine($0, contains: ["do not match 4 target rows"]) }
+        let huber = try allHeads.extensionFunction(named: "polyhead.regression.huber")
+        XCTAssertThrowsError(try huber.metric(outputs: logits, width: 3, targets: targets)) { assertOneLine($0, contains: ["a metric must be d(tt) or d(tte)"]) }
+    }
+
     func testHeadMetricsMatchHandComputedValues() throws {
         // 4 rows, 3 classes: predictions 0, 2, 1, 2; targets 0, 2, 2, 1.
         let logits: [Float] = [3, 1, 0, 0, 1, 4, 0, 2, 1, 1, 0, 5]

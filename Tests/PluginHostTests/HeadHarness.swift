@@ -73,6 +73,6 @@ struct HeadProblem {
 }
 
 func maxDifference(_ left: [Float], _ right: [Double]) -> Double {
-    precondition(left.count == right.count, "length \(left.count) vs \(right.count)")
+    guard left.count == right.count else { return .infinity } // a length mismatch fails any tolerance
     return zip(left, right).map { abs(Double($0) - $1) }.max() ?? 0
 }
