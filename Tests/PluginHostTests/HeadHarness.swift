@@ -6,12 +6,21 @@ import XCTest
 enum ExampleHead {
     static let path: String = {
         let build = (FixtureCompiler.directory as NSString).appendingPathComponent("c-head")
+        let library = (build as NSString).appendingPathComponent("libordinal_head.so")
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let hasMake = path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/make") }
         do {
-            try FixtureCompiler.run("/usr/bin/env", ["make", "-s", "-C", Repository.cHeadExample.path, "BUILD=\(build)"])
+            if hasMake {
+                try FixtureCompiler.run("/usr/bin/env", ["make", "-s", "-C", Repository.cHeadExample.path, "BUILD=\(build)"])
+            } else {
+                // Without make, the same compiler command the Makefile runs.
+                _ = try FixtureCompiler.build(source: Repository.cHeadExample.appendingPathComponent("ordinal_head.c").path,
+                                              output: "libordinal_head.so", subdirectory: "c-head")
+            }
         } catch {
             XCTFail("building examples/c-head failed: \(error)")
         }
-        return (build as NSString).appendingPathComponent("libordinal_head.so")
+        return library
     }()
 }
 
