@@ -11,6 +11,10 @@ let package = Package(
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Encoder", targets: ["Encoder"]),
+        // Task-head plugins: loaded at run time through the C ABI in CPolyhead.
+        .library(name: "ClassificationHead", type: .dynamic, targets: ["ClassificationHead"]),
+        .library(name: "RegressionHead", type: .dynamic, targets: ["RegressionHead"]),
+        .library(name: "TokenClassificationHead", type: .dynamic, targets: ["TokenClassificationHead"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,7 +32,18 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         .target(name: "Tokenizers"),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
-        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI"]),
+        .target(name: "CFFIShims", dependencies: ["CFFI"]),
+        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS"], swiftSettings: fast),
+
+        // Plugins see CPolyhead and nothing else of Polyhead; PluginSupport is linked
+        // statically into each (shared head math), never into the host.
+        .target(name: "PluginSupport", dependencies: ["CPolyhead"], path: "Plugins/PluginSupport", swiftSettings: fast),
+        .target(name: "ClassificationHead", dependencies: ["CPolyhead", "PluginSupport"],
+                path: "Plugins/ClassificationHead", swiftSettings: fast),
+        .target(name: "RegressionHead", dependencies: ["CPolyhead", "PluginSupport"],
+                path: "Plugins/RegressionHead", swiftSettings: fast),
+        .target(name: "TokenClassificationHead", dependencies: ["CPolyhead", "PluginSupport"],
+                path: "Plugins/TokenClassificationHead", swiftSettings: fast),
         .target(name: "Training", dependencies: [
             "Kernels", "Encoder", "Tokenizers", "PluginHost", "SafeTensors",
             .product(name: "Yams", package: "Yams"),

@@ -1,6 +1,0 @@
-import XCTest
-@testable import PluginHost
-
-final class PluginHostPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}
