@@ -32,8 +32,9 @@ public struct BertTokenizer: Sendable {
     let modelTokens: [String?]
     let addedTokensById: [Int: AddedToken]
 
-    /// Token to id, model vocabulary and added tokens together.
-    public let vocabulary: [String: Int]
+    /// Token (UTF-8 bytes) to id, model vocabulary and added tokens together: exact, where a
+    /// `[String: Int]` would merge canonically equivalent tokens.
+    let idsByToken: [[UInt8]: Int]
     public let normalizerOptions: NormalizerOptions
     public let addedTokens: [AddedToken]
     public let unknownId: Int
@@ -79,7 +80,7 @@ public struct BertTokenizer: Sendable {
     }
 
     init(definition: TokenizerDefinition, source: String) throws(TokenizerError) {
-        guard let unknownId = definition.vocabulary[definition.unknownToken] else {
+        guard let unknownId = definition.id(of: definition.unknownToken) else {
             throw .invalidFile(path: source, detail: "the unknown token \"\(definition.unknownToken)\" is not in the vocabulary")
         }
         self.unknownId = unknownId
@@ -93,17 +94,18 @@ public struct BertTokenizer: Sendable {
         modelMaxLength = definition.modelMaxLength
         addedTokens = definition.addedTokens
 
-        var modelTokens = [String?](repeating: nil, count: (definition.vocabulary.values.max() ?? -1) + 1)
-        for (token, id) in definition.vocabulary { modelTokens[id] = token }
+        var idsByToken: [[UInt8]: Int] = [:]
+        for (token, id) in definition.vocabulary { idsByToken[Array(token.utf8)] = id }
+        var modelTokens = [String?](repeating: nil, count: (definition.vocabulary.map(\.id).max() ?? -1) + 1)
+        for (token, id) in definition.vocabulary where idsByToken[Array(token.utf8)] == id { modelTokens[id] = token }
         self.modelTokens = modelTokens
-        var vocabulary = definition.vocabulary
         var addedTokensById: [Int: AddedToken] = [:]
         for token in definition.addedTokens {
             addedTokensById[token.id] = token
-            vocabulary[token.content] = token.id
+            idsByToken[Array(token.content.utf8)] = token.id
         }
         self.addedTokensById = addedTokensById
-        self.vocabulary = vocabulary
+        self.idsByToken = idsByToken
 
         rawMatcher = AddedTokenMatcher(patterns: definition.addedTokens.filter { !$0.normalized }.map {
             AddedTokenMatcher.Pattern(scalars: $0.content.unicodeScalars.map(\.value), token: $0)
@@ -117,14 +119,24 @@ public struct BertTokenizer: Sendable {
         })
 
         let names = definition.specialTokenNames
-        padId = vocabulary[names.pad]
-        clsId = vocabulary[names.cls]
-        sepId = vocabulary[names.sep]
-        maskId = vocabulary[names.mask]
+        padId = idsByToken[Array(names.pad.utf8)]
+        clsId = idsByToken[Array(names.cls.utf8)]
+        sepId = idsByToken[Array(names.sep.utf8)]
+        maskId = idsByToken[Array(names.mask.utf8)]
     }
 
-    /// Number of distinct tokens, added tokens included.
-    public var vocabularySize: Int { vocabulary.count }
+    /// Number of distinct tokens, added tokens included (Hugging Face's `len(tokenizer)`).
+    public var vocabularySize: Int { idsByToken.count }
+
+    /// The id of a token string (compared byte for byte), nil when not in the vocabulary.
+    public func id(forToken token: String) -> Int? { idsByToken[Array(token.utf8)] }
+
+    /// Token to id, model vocabulary and added tokens together. Swift compares String keys
+    /// by canonical equivalence, so two entries differing only in Unicode normalization would
+    /// share a key here; `id(forToken:)` tells them apart.
+    public var vocabulary: [String: Int] {
+        Dictionary(idsByToken.map { (String(decoding: $0.key, as: UTF8.self), $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
 
     /// The token string of `id` (an added token's content first), nil for an unused id.
     public func token(forId id: Int) -> String? {
@@ -407,38 +419,53 @@ extension BertTokenizer {
             if let token = token(forId: id) { tokens.append(token) }
         }
         guard let decoderOptions else { return tokens.joined(separator: " ") }
-        var text = ""
+        // Bytes, not Characters: "##" + a combining vowel sign is one Swift Character, so
+        // Character-based prefix tests and replacements would miss what the reference finds.
+        let prefix = Array(decoderOptions.prefix.utf8)
+        var text: [UInt8] = []
         for (index, token) in tokens.enumerated() {
-            var piece = token
+            var piece = Array(token.utf8)
             if index > 0 {
-                if token.hasPrefix(decoderOptions.prefix) {
-                    piece = String(token.dropFirst(decoderOptions.prefix.count))
+                if piece.starts(with: prefix) {
+                    piece.removeFirst(prefix.count)
                 } else {
-                    piece = " " + token
+                    piece.insert(UInt8(ascii: " "), at: 0)
                 }
             }
             if decoderOptions.cleanup { piece = Self.cleanUpTokenization(piece) }
-            text += piece
+            text.append(contentsOf: piece)
         }
-        return text
+        return String(decoding: text, as: UTF8.self)
     }
 
-    /// Hugging Face's `clean_up_tokenization`, applied as the Rust decoder does: to each token
-    /// with the space put before it, not to the joined text.
-    static func cleanUpTokenization(_ text: String) -> String {
-        guard text.contains(" ") else { return text }
+    /// Hugging Face's `clean_up_tokenization` replacements, in its order.
+    private static let cleanUpReplacements: [([UInt8], [UInt8])] = [
+        (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+        (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    ].map { (Array($0.0.utf8), Array($0.1.utf8)) }
+
+    /// `clean_up_tokenization` applied as the Rust decoder does: to each token with the space
+    /// put before it (not to the joined text), replacing bytes left to right like `str::replace`.
+    static func cleanUpTokenization(_ piece: [UInt8]) -> [UInt8] {
+        guard piece.contains(UInt8(ascii: " ")) else { return piece }
+        var text = piece
+        for (pattern, replacement) in cleanUpReplacements {
+            var output: [UInt8] = []
+            var index = 0
+            var changed = false
+            while index < text.count {
+                if text[index] == pattern[0] && text.count - index >= pattern.count && text[index..<index + pattern.count].elementsEqual(pattern) {
+                    output.append(contentsOf: replacement)
+                    index += pattern.count
+                    changed = true
+                } else {
+                    output.append(text[index])
+                    index += 1
+                }
+            }
+            if changed { text = output }
+        }
         return text
-            .replacingOccurrences(of: " .", with: ".")
-            .replacingOccurrences(of: " ?", with: "?")
-            .replacingOccurrences(of: " !", with: "!")
-            .replacingOccurrences(of: " ,", with: ",")
-            .replacingOccurrences(of: " ' ", with: "'")
-            .replacingOccurrences(of: " n't", with: "n't")
-            .replacingOccurrences(of: " 'm", with: "'m")
-            .replacingOccurrences(of: " do not", with: " don't")
-            .replacingOccurrences(of: " 's", with: "'s")
-            .replacingOccurrences(of: " 've", with: "'ve")
-            .replacingOccurrences(of: " 're", with: "'re")
     }
 
     /// Converts offsets in Unicode scalars (what `Encoding.offsets` holds) to UTF-8 byte

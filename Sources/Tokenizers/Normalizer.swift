@@ -97,8 +97,16 @@ final class CompiledNormalizer: Sendable {
         for blockStart in stride(from: UInt32(0), to: UnicodeTables.scalarLimit, by: UnicodeTables.blockSize) {
             for offset in 0..<UnicodeTables.blockSize {
                 let scalar = blockStart + UInt32(offset)
-                let output = Self.normalize(scalar, options: options, tables: tables)
-                block[offset] = Self.entry(for: scalar, output: output, sequences: &sequences, sequenceOffsets: &sequenceOffsets)
+                // The two commonest cases (most letters; unassigned code points) without arrays.
+                let flags = tables.flags(of: scalar)
+                if flags.isEmpty {
+                    block[offset] = Kind.identity.rawValue
+                } else if options.cleanText && flags.contains(.cleanRemoves) {
+                    block[offset] = Kind.removed.rawValue
+                } else {
+                    let output = Self.normalize(scalar, options: options, tables: tables)
+                    block[offset] = Self.entry(for: scalar, output: output, sequences: &sequences, sequenceOffsets: &sequenceOffsets)
+                }
             }
             if let known = seen[block] {
                 blockIndex.append(known)

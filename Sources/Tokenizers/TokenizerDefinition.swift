@@ -3,7 +3,8 @@ import Foundation
 /// Everything a BERT tokenizer is made of, read from tokenizer.json or from vocab.txt +
 /// tokenizer_config.json.
 struct TokenizerDefinition {
-    var vocabulary: [String: Int]
+    /// Model vocabulary in file order; a token written twice keeps its last id, as in the reference.
+    var vocabulary: [(token: String, id: Int)]
     var unknownToken: String
     var continuingSubwordPrefix = "##"
     var maxInputCharactersPerWord = 100
@@ -15,6 +16,19 @@ struct TokenizerDefinition {
     /// Names of the special tokens, for `padId` and friends.
     var specialTokenNames = SpecialTokenNames()
     var modelMaxLength: Int?
+}
+
+extension TokenizerDefinition {
+    /// The id of `token` in the model vocabulary (the last one when repeated).
+    func id(of token: String) -> Int? {
+        vocabulary.last { sameToken($0.token, token) }?.id
+    }
+}
+
+/// Token equality scalar by scalar: Swift's `==` on strings is canonical equivalence, under
+/// which "é" and "e\u{301}" are equal although they are different vocabulary entries.
+func sameToken(_ left: String, _ right: String) -> Bool {
+    left.utf8.elementsEqual(right.utf8)
 }
 
 struct DecoderOptions: Equatable {
@@ -66,60 +80,80 @@ struct PostTemplate: Equatable {
 // MARK: - Reading JSON with errors that name the file and the key
 
 private struct JSONObject {
-    let dictionary: [String: Any]
+    let value: JSONValue
     let path: String
     let keyPath: String
 
     func location(_ key: String) -> String { keyPath.isEmpty ? "\"\(key)\"" : "\"\(keyPath).\(key)\"" }
 
-    func has(_ key: String) -> Bool { dictionary[key] != nil && !(dictionary[key] is NSNull) }
-
-    func object(_ key: String) throws(TokenizerError) -> JSONObject? {
-        guard has(key) else { return nil }
-        guard let value = dictionary[key] as? [String: Any] else {
-            throw .invalidFile(path: path, detail: "\(location(key)) should be a JSON object")
-        }
-        return JSONObject(dictionary: value, path: path, keyPath: keyPath.isEmpty ? key : "\(keyPath).\(key)")
+    /// The value under `key`, nil when absent or null.
+    func member(_ key: String) -> JSONValue? {
+        guard let found = value[key], !found.isNull else { return nil }
+        return found
     }
 
-    func array(_ key: String) throws(TokenizerError) -> [Any]? {
-        guard has(key) else { return nil }
-        guard let value = dictionary[key] as? [Any] else {
+    var members: [(key: String, value: JSONValue)] {
+        if case .object(let members) = value { return members }
+        return []
+    }
+
+    func object(_ key: String) throws(TokenizerError) -> JSONObject? {
+        guard let found = member(key) else { return nil }
+        guard case .object = found else {
+            throw .invalidFile(path: path, detail: "\(location(key)) should be a JSON object")
+        }
+        return JSONObject(value: found, path: path, keyPath: keyPath.isEmpty ? key : "\(keyPath).\(key)")
+    }
+
+    func array(_ key: String) throws(TokenizerError) -> [JSONValue]? {
+        guard let found = member(key) else { return nil }
+        guard case .array(let elements) = found else {
             throw .invalidFile(path: path, detail: "\(location(key)) should be a JSON array")
         }
-        return value
+        return elements
     }
 
     func string(_ key: String) throws(TokenizerError) -> String? {
-        guard has(key) else { return nil }
-        guard let value = dictionary[key] as? String else {
+        guard let found = member(key) else { return nil }
+        guard case .string(let text) = found else {
             throw .invalidFile(path: path, detail: "\(location(key)) should be a string")
         }
-        return value
+        return text
     }
 
     func bool(_ key: String) throws(TokenizerError) -> Bool? {
-        guard has(key) else { return nil }
-        guard let value = dictionary[key] as? Bool else {
+        guard let found = member(key) else { return nil }
+        guard case .bool(let flag) = found else {
             throw .invalidFile(path: path, detail: "\(location(key)) should be true or false")
         }
-        return value
+        return flag
     }
 
     func int(_ key: String) throws(TokenizerError) -> Int? {
-        guard has(key) else { return nil }
-        guard let number = dictionary[key] as? NSNumber, let value = Int(exactly: number.doubleValue) else {
+        guard let found = member(key) else { return nil }
+        guard let number = Self.integer(found) else {
             throw .invalidFile(path: path, detail: "\(location(key)) should be an integer")
         }
-        return value
+        return number
+    }
+
+    static func integer(_ value: JSONValue) -> Int? {
+        guard case .number(let number) = value, number.rounded() == number, abs(number) < 1e15 else { return nil }
+        return Int(number)
     }
 
     /// A special token written either as a string or as `{"content": ...}` (newer configs).
     func tokenName(_ key: String) throws(TokenizerError) -> String? {
-        guard has(key) else { return nil }
-        if let name = dictionary[key] as? String { return name }
-        if let object = dictionary[key] as? [String: Any], let content = object["content"] as? String { return content }
+        guard let found = member(key) else { return nil }
+        if case .string(let name) = found { return name }
+        if case .string(let content)? = found["content"] { return content }
         throw .invalidFile(path: path, detail: "\(location(key)) should be a string or {\"content\": ...}")
+    }
+
+    func addedToken(id: Int, content: String) throws(TokenizerError) -> AddedToken {
+        AddedToken(id: id, content: content, special: try bool("special") ?? false,
+                   singleWord: try bool("single_word") ?? false, leftStrip: try bool("lstrip") ?? false,
+                   rightStrip: try bool("rstrip") ?? false, normalized: try bool("normalized") ?? true)
     }
 }
 
@@ -130,16 +164,16 @@ private func readJSONObject(at url: URL) throws(TokenizerError) -> JSONObject {
     } catch {
         throw .invalidFile(path: url.path, detail: "cannot read the file (\(error.localizedDescription))")
     }
-    let parsed: Any
+    let parsed: JSONValue
     do {
-        parsed = try JSONSerialization.jsonObject(with: data)
+        parsed = try JSONValue.parse([UInt8](data))
     } catch {
-        throw .invalidFile(path: url.path, detail: "not valid JSON (\(error.localizedDescription))")
+        throw .invalidFile(path: url.path, detail: "not valid JSON (\(error))")
     }
-    guard let dictionary = parsed as? [String: Any] else {
+    guard case .object = parsed else {
         throw .invalidFile(path: url.path, detail: "expected a JSON object at the top level")
     }
-    return JSONObject(dictionary: dictionary, path: url.path, keyPath: "")
+    return JSONObject(value: parsed, path: url.path, keyPath: "")
 }
 
 // MARK: - tokenizer.json
@@ -162,13 +196,13 @@ extension TokenizerDefinition {
         guard let vocabularyObject = try model.object("vocab") else {
             throw .invalidFile(path: path, detail: "\"model.vocab\" is missing")
         }
-        var vocabulary: [String: Int] = [:]
-        vocabulary.reserveCapacity(vocabularyObject.dictionary.count)
-        for (token, value) in vocabularyObject.dictionary {
-            guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), id >= 0 else {
+        var vocabulary: [(token: String, id: Int)] = []
+        vocabulary.reserveCapacity(vocabularyObject.members.count)
+        for (token, value) in vocabularyObject.members {
+            guard let id = JSONObject.integer(value), id >= 0 else {
                 throw .invalidFile(path: path, detail: "\"model.vocab\" entry \"\(token)\" should map to a non-negative integer id")
             }
-            vocabulary[token] = id
+            vocabulary.append((token, id))
         }
         var definition = TokenizerDefinition(vocabulary: vocabulary, unknownToken: try model.string("unk_token") ?? "[UNK]")
         definition.continuingSubwordPrefix = try model.string("continuing_subword_prefix") ?? "##"
@@ -197,17 +231,14 @@ extension TokenizerDefinition {
         }
 
         for (index, item) in (try root.array("added_tokens") ?? []).enumerated() {
-            guard let dictionary = item as? [String: Any] else {
+            guard case .object = item else {
                 throw .invalidFile(path: path, detail: "\"added_tokens[\(index)]\" should be a JSON object")
             }
-            let entry = JSONObject(dictionary: dictionary, path: path, keyPath: "added_tokens[\(index)]")
+            let entry = JSONObject(value: item, path: path, keyPath: "added_tokens[\(index)]")
             guard let id = try entry.int("id"), let content = try entry.string("content") else {
                 throw .invalidFile(path: path, detail: "\"added_tokens[\(index)]\" needs \"id\" and \"content\"")
             }
-            definition.addedTokens.append(AddedToken(
-                id: id, content: content, special: try entry.bool("special") ?? false,
-                singleWord: try entry.bool("single_word") ?? false, leftStrip: try entry.bool("lstrip") ?? false,
-                rightStrip: try entry.bool("rstrip") ?? false, normalized: try entry.bool("normalized") ?? true))
+            definition.addedTokens.append(try entry.addedToken(id: id, content: content))
         }
 
         if let processor = try root.object("post_processor") {
@@ -234,8 +265,7 @@ extension TokenizerDefinition {
         switch type {
         case "BertProcessing":
             func idOf(_ key: String) throws(TokenizerError) -> Int {
-                guard let pair = try processor.array(key), pair.count == 2, let number = pair[1] as? NSNumber,
-                      let id = Int(exactly: number.doubleValue) else {
+                guard let pair = try processor.array(key), pair.count == 2, let id = JSONObject.integer(pair[1]) else {
                     throw .invalidFile(path: path, detail: "\"post_processor.\(key)\" should be [token, id]")
                 }
                 return id
@@ -244,12 +274,12 @@ extension TokenizerDefinition {
         case "TemplateProcessing":
             var specialIds: [String: [Int]] = [:]
             if let specials = try processor.object("special_tokens") {
-                for name in specials.dictionary.keys {
+                for (name, _) in specials.members {
                     guard let entry = try specials.object(name), let ids = try entry.array("ids") else {
                         throw .invalidFile(path: path, detail: "\"post_processor.special_tokens.\(name)\" needs \"ids\"")
                     }
                     specialIds[name] = try ids.map { value throws(TokenizerError) -> Int in
-                        guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue) else {
+                        guard let id = JSONObject.integer(value) else {
                             throw .invalidFile(path: path, detail: "\"post_processor.special_tokens.\(name).ids\" should hold integers")
                         }
                         return id
@@ -262,20 +292,20 @@ extension TokenizerDefinition {
                 }
                 return try items.enumerated().map { index, item throws(TokenizerError) -> PostTemplate.Piece in
                     let location = "\"post_processor.\(key)[\(index)]\""
-                    guard let wrapper = item as? [String: Any] else {
+                    guard case .object = item else {
                         throw .invalidFile(path: path, detail: "\(location) should be a JSON object")
                     }
-                    if let special = wrapper["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
+                    if let special = item["SpecialToken"], case .string(let name)? = special["id"] {
                         guard let ids = specialIds[name] else {
                             throw .invalidFile(path: path, detail: "\(location) names \"\(name)\", absent from \"post_processor.special_tokens\"")
                         }
-                        return .special(ids: ids, typeId: (special["type_id"] as? NSNumber)?.intValue ?? 0)
+                        return .special(ids: ids, typeId: special["type_id"].flatMap(JSONObject.integer) ?? 0)
                     }
-                    if let sequence = wrapper["Sequence"] as? [String: Any], let name = sequence["id"] as? String {
+                    if let sequence = item["Sequence"], case .string(let name)? = sequence["id"] {
                         guard name == "A" || name == "B" else {
                             throw .invalidFile(path: path, detail: "\(location) names sequence \"\(name)\" (expected A or B)")
                         }
-                        return .sequence(index: name == "A" ? 0 : 1, typeId: (sequence["type_id"] as? NSNumber)?.intValue ?? 0)
+                        return .sequence(index: name == "A" ? 0 : 1, typeId: sequence["type_id"].flatMap(JSONObject.integer) ?? 0)
                     }
                     throw .invalidFile(path: path, detail: "\(location) should be {\"SpecialToken\": ...} or {\"Sequence\": ...}")
                 }
@@ -308,8 +338,7 @@ extension TokenizerDefinition {
         // and a lone "\r" all end a line, nothing else is stripped.
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
         if lines.last?.isEmpty == true { lines.removeLast() }  // the end of the last line, not a token
-        var vocabulary: [String: Int] = [:]
-        for (index, line) in lines.enumerated() { vocabulary[String(line)] = index }  // a repeated token keeps its last id
+        let vocabulary = lines.enumerated().map { (token: String($0.element), id: $0.offset) }
 
         var configuration: JSONObject?
         if let configurationFile, FileManager.default.fileExists(atPath: configurationFile.path) {
@@ -333,29 +362,25 @@ extension TokenizerDefinition {
             chinese = try configuration.bool("tokenize_chinese_chars") ?? true
             modelMaxLength = try? configuration.int("model_max_length")  // often a huge float: ignore then
             if let decoderTable = try configuration.object("added_tokens_decoder") {
-                for key in decoderTable.dictionary.keys {
+                for (key, _) in decoderTable.members {
                     guard let id = Int(key), let entry = try decoderTable.object(key), let content = try entry.string("content") else {
                         throw .invalidFile(path: configuration.path, detail: "\"added_tokens_decoder.\(key)\" needs an integer key and \"content\"")
                     }
-                    addedTokens.append(AddedToken(
-                        id: id, content: content, special: try entry.bool("special") ?? false,
-                        singleWord: try entry.bool("single_word") ?? false, leftStrip: try entry.bool("lstrip") ?? false,
-                        rightStrip: try entry.bool("rstrip") ?? false, normalized: try entry.bool("normalized") ?? true))
+                    addedTokens.append(try entry.addedToken(id: id, content: content))
                 }
             }
         }
+        var definition = TokenizerDefinition(vocabulary: vocabulary, unknownToken: unknown)
         // The special tokens are added tokens matched in the raw text, as in Hugging Face.
-        for name in [names.pad, unknown, names.cls, names.sep, names.mask] where !addedTokens.contains(where: { $0.content == name }) {
-            if let id = vocabulary[name] {
+        for name in [names.pad, unknown, names.cls, names.sep, names.mask] where !addedTokens.contains(where: { sameToken($0.content, name) }) {
+            if let id = definition.id(of: name) {
                 addedTokens.append(AddedToken(id: id, content: name, special: true))
             }
         }
         addedTokens.sort { $0.id < $1.id }
-
-        var definition = TokenizerDefinition(vocabulary: vocabulary, unknownToken: unknown)
         definition.normalizer = NormalizerOptions(cleanText: true, handleChineseChars: chinese, stripAccents: stripAccents, lowercase: lowercase)
         definition.addedTokens = addedTokens
-        definition.template = .bert(clsId: vocabulary[names.cls], sepId: vocabulary[names.sep])
+        definition.template = .bert(clsId: definition.id(of: names.cls), sepId: definition.id(of: names.sep))
         definition.specialTokenNames = names
         definition.modelMaxLength = modelMaxLength
         return definition

@@ -27,18 +27,18 @@ struct WordPiece: Sendable {
         var end: Int
     }
 
-    init(vocabulary: [String: Int], unknownId: Int, continuingSubwordPrefix: String, maxInputCharactersPerWord: Int) {
+    init(vocabulary: [(token: String, id: Int)], unknownId: Int, continuingSubwordPrefix: String, maxInputCharactersPerWord: Int) {
         self.unknownId = unknownId
         self.maxInputCharactersPerWord = maxInputCharactersPerWord
         self.continuingSubwordPrefix = continuingSubwordPrefix
-        let totalScalars = vocabulary.keys.reduce(0) { $0 + $1.unicodeScalars.count }
+        let totalScalars = vocabulary.reduce(0) { $0 + $1.token.unicodeScalars.count }
         var capacity = 16
         while capacity < totalScalars * 2 { capacity <<= 1 }
         keys = [UInt64](repeating: 0, count: capacity)
         children = [Int32](repeating: -1, count: capacity)
         mask = capacity - 1
-        // Sorted, so that the trie (and so any run) does not depend on dictionary order.
-        for (token, id) in vocabulary.sorted(by: { $0.value < $1.value }) {
+        // In file order: a token written twice keeps its last id, as in the reference.
+        for (token, id) in vocabulary {
             var node: Int32 = 0
             for scalar in token.unicodeScalars { node = childOrInsert(node, scalar.value) }
             tokenIds[Int(node)] = Int32(id)
