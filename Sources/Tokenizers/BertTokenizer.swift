@@ -151,13 +151,17 @@ public struct BertTokenizer: Sendable {
 
 // MARK: - Encoding
 
-/// Reusable buffers for encoding many texts without allocating per text.
-struct Workspace {
+/// Scratch buffers that `encode(_:pair:maxLength:truncation:addSpecialTokens:workspace:)`
+/// reuses from one call to the next, so that a loop over many texts does not allocate them
+/// each time. One workspace per thread.
+public struct TokenizerWorkspace {
     var scalars: [UInt32] = []
     var normalized = NormalizedBuffer()
     var pieces: [WordPiece.Piece] = []
     var splits: [AddedTokenMatcher.Split] = []
     var innerSplits: [AddedTokenMatcher.Split] = []
+
+    public init() {}
 }
 
 extension BertTokenizer {
@@ -175,7 +179,7 @@ extension BertTokenizer {
     ///   leaves no room for the special tokens (Hugging Face then silently skips truncation).
     public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil,
                        truncation: TruncationStrategy = .longestFirst, addSpecialTokens: Bool = true) throws(TokenizerError) -> Encoding {
-        var workspace = Workspace()
+        var workspace = TokenizerWorkspace()
         return try encode(text, pair: pair, maxLength: maxLength, truncation: truncation,
                           addSpecialTokens: addSpecialTokens, workspace: &workspace)
     }
@@ -188,7 +192,7 @@ extension BertTokenizer {
         if let pairs, pairs.count != texts.count {
             throw .invalidArgument("encodeBatch: \(texts.count) texts but \(pairs.count) pairs; give one pair per text")
         }
-        var workspace = Workspace()
+        var workspace = TokenizerWorkspace()
         var encodings: [Encoding] = []
         encodings.reserveCapacity(texts.count)
         for (index, text) in texts.enumerated() {
@@ -215,14 +219,16 @@ extension BertTokenizer {
 
     /// The token strings of a text, without special tokens (unknown words show as "[UNK]").
     public func tokenize(_ text: String) -> [String] {
-        var workspace = Workspace()
+        var workspace = TokenizerWorkspace()
         var tokens = SequenceTokens()
         appendTokens(of: text, to: &tokens, workspace: &workspace)
         return tokens.ids.map { token(forId: $0) ?? "" }
     }
 
-    func encode(_ text: String, pair: String?, maxLength: Int?, truncation: TruncationStrategy,
-                addSpecialTokens: Bool, workspace: inout Workspace) throws(TokenizerError) -> Encoding {
+    /// `encode(_:pair:maxLength:truncation:addSpecialTokens:)` reusing `workspace`'s buffers:
+    /// the form for loops over many texts.
+    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil, truncation: TruncationStrategy = .longestFirst,
+                       addSpecialTokens: Bool = true, workspace: inout TokenizerWorkspace) throws(TokenizerError) -> Encoding {
         var first = SequenceTokens()
         appendTokens(of: text, to: &first, workspace: &workspace)
         var second: SequenceTokens?
@@ -279,7 +285,7 @@ extension BertTokenizer {
     }
 
     /// Tokenizes one text (no special tokens) onto the end of `tokens`.
-    func appendTokens(of text: String, to tokens: inout SequenceTokens, workspace: inout Workspace) {
+    func appendTokens(of text: String, to tokens: inout SequenceTokens, workspace: inout TokenizerWorkspace) {
         // Buffers move out of the workspace for the duration, so that the compiler sees
         // separate variables (no exclusivity checks in the loops) and nothing is copied.
         var scalars = workspace.scalars
@@ -287,9 +293,13 @@ extension BertTokenizer {
         var pieces = workspace.pieces
         var splits = workspace.splits
         var innerSplits = workspace.innerSplits
-        workspace = Workspace()
+        workspace = TokenizerWorkspace()
         defer {
-            workspace = Workspace(scalars: scalars, normalized: normalized, pieces: pieces, splits: splits, innerSplits: innerSplits)
+            workspace.scalars = scalars
+            workspace.normalized = normalized
+            workspace.pieces = pieces
+            workspace.splits = splits
+            workspace.innerSplits = innerSplits
         }
 
         decodeScalars(text, into: &scalars)

@@ -74,7 +74,7 @@ final class UnicodeCoverageTests: XCTestCase {
         let tokenizer = try Fixtures.modelTokenizer()
         let chunks = try XCTUnwrap(Fixtures.json("unicode_digests.json")["chunks"] as? [String])
         XCTAssertEqual(chunks.count, (Self.everyScalar.count + 255) / 256)
-        var workspace = Workspace()
+        var workspace = TokenizerWorkspace()
         var failures = 0
         for (index, expected) in chunks.enumerated() {
             let block = Self.everyScalar[(index * 256)..<min(index * 256 + 256, Self.everyScalar.count)]
