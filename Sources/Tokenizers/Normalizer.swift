@@ -208,9 +208,18 @@ struct NormalizedBuffer {
     }
 }
 
+extension NormalizedBuffer {
+    mutating func truncate(to count: Int) {
+        scalars.removeSubrange(count...)
+        origins.removeSubrange(count...)
+        classes.removeSubrange(count...)
+    }
+}
+
 extension CompiledNormalizer {
     /// Normalizes `text[range]` (Unicode scalars) into `buffer`, after what it already holds.
     func normalize(_ text: UnsafeBufferPointer<UInt32>, _ range: Range<Int>, into buffer: inout NormalizedBuffer) {
+        let start = buffer.count
         for index in range {
             let scalar = text[index]
             let value = entry(scalar)
@@ -226,31 +235,89 @@ extension CompiledNormalizer {
                 for position in 0..<Int(sequences[offset]) {
                     let item = sequences[offset + 1 + position]
                     let characterClass = CharacterClass(rawValue: UInt8(item >> 21)) ?? .word
+                    if characterClass == .nonStarter {
+                        buffer.truncate(to: start)
+                        normalizeWithReordering(text, range, into: &buffer)
+                        return
+                    }
                     buffer.append(item & 0x1FFFFF, origin: origin, class: characterClass)
-                    if characterClass == .nonStarter { reorderLast(&buffer) }
                 }
             case .nonStarter:
-                buffer.append(scalar, origin: origin, class: .nonStarter)
-                reorderLast(&buffer)
+                buffer.truncate(to: start)
+                normalizeWithReordering(text, range, into: &buffer)
+                return
             case nil: preconditionFailure("corrupt normalizer entry \(value) for U+\(String(scalar, radix: 16))")
             }
         }
     }
 
-    /// Canonical ordering (NFD): moves the last character back past non-starters of a higher
-    /// combining class. Only the characters move; each position keeps its origin, as in the
-    /// reference's alignments. Nonspacing marks are already gone, which does not change the
-    /// order of the rest (the sort is stable).
-    private func reorderLast(_ buffer: inout NormalizedBuffer) {
-        let classes = UnicodeTables.shared.combiningClass
-        var position = buffer.count - 1
-        let moving = buffer.scalars[position]
-        let movingClass = classes[moving] ?? 0
-        while position > 0, buffer.classes[position - 1] == .nonStarter,
-              (classes[buffer.scalars[position - 1]] ?? 0) > movingClass {
-            buffer.scalars[position] = buffer.scalars[position - 1]
-            position -= 1
+    /// The reference's normalizer step by step, for a piece where NFD leaves a character with a
+    /// nonzero combining class that strip_accents keeps (Balinese, Javanese and other viramas,
+    /// musical symbols, ...): canonical ordering may then move it, and where it ends up decides
+    /// both the ids and which original character its offsets point to.
+    ///
+    /// Offsets follow the reference's alignment bookkeeping: in the decomposed text, the first
+    /// character of each decomposition "replaces" its source and the others are "inserted";
+    /// after reordering (characters carry that mark with them), a replacing character takes the
+    /// next source character's origin and an inserted one the previous source character's.
+    private func normalizeWithReordering(_ text: UnsafeBufferPointer<UInt32>, _ range: Range<Int>, into buffer: inout NormalizedBuffer) {
+        precondition(options.stripsAccents, "only NFD reorders, and only strip_accents decomposes")
+        let tables = UnicodeTables.shared
+        // clean_text and Chinese characters: the text the NFD pass sees, with origins.
+        var sources: [(scalar: UInt32, origin: Int32)] = []
+        for index in range {
+            let scalar = text[index]
+            let flags = tables.flags(of: scalar)
+            let origin = Int32(truncatingIfNeeded: index)
+            if options.cleanText && flags.contains(.cleanRemoves) { continue }
+            if options.cleanText && flags.contains(.cleanToSpace) {
+                sources.append((0x20, origin))
+            } else if options.handleChineseChars && flags.contains(.chinese) {
+                sources.append((0x20, origin))
+                sources.append((scalar, origin))
+                sources.append((0x20, origin))
+            } else {
+                sources.append((scalar, origin))
+            }
         }
-        buffer.scalars[position] = moving
+        // NFD: full decompositions, then each run of non-starters in stable combining-class order.
+        var decomposed: [(scalar: UInt32, inserted: Bool, combiningClass: UInt8)] = []
+        for source in sources {
+            for (position, part) in tables.decompose(source.scalar).enumerated() {
+                decomposed.append((part, position > 0, tables.combiningClass[part] ?? 0))
+            }
+        }
+        var runStart = 0
+        while runStart < decomposed.count {
+            guard decomposed[runStart].combiningClass != 0 else {
+                runStart += 1
+                continue
+            }
+            var runEnd = runStart
+            while runEnd < decomposed.count && decomposed[runEnd].combiningClass != 0 { runEnd += 1 }
+            let sorted = decomposed[runStart..<runEnd].enumerated()
+                .sorted { ($0.element.combiningClass, $0.offset) < ($1.element.combiningClass, $1.offset) }.map(\.element)
+            decomposed.replaceSubrange(runStart..<runEnd, with: sorted)
+            runStart = runEnd
+        }
+        // Origins as the reference aligns them; then nonspacing marks go and the rest is lowercased.
+        var nextSource = 0
+        for item in decomposed {
+            let origin: Int32
+            if item.inserted {
+                origin = sources[max(nextSource - 1, 0)].origin
+            } else {
+                origin = sources[nextSource].origin
+                nextSource += 1
+            }
+            let flags = tables.flags(of: item.scalar)
+            if flags.contains(.nonspacingMark) { continue }
+            for character in options.lowercase ? (tables.lowercase[item.scalar] ?? [item.scalar]) : [item.scalar] {
+                let characterFlags = tables.flags(of: character)
+                let characterClass: CharacterClass = characterFlags.contains(.whitespace) ? .whitespace
+                    : characterFlags.contains(.punctuation) ? .punctuation : .word
+                buffer.append(character, origin: origin, class: characterClass)
+            }
+        }
     }
 }

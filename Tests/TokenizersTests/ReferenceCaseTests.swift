@@ -96,6 +96,38 @@ final class ReferenceCaseTests: XCTestCase {
         }
     }
 
+    /// Text where NFD reorders characters that strip_accents keeps (viramas, musical symbols,
+    /// marks newer than the reference's category table), with a vocabulary that makes every
+    /// character its own token, so that both the order and each offset show.
+    func testCanonicalReorderingMatchesReference() throws {
+        let fixture = try Fixtures.json("reordering.json")
+        let texts = try XCTUnwrap(fixture["texts"] as? [String])
+        let tokenizers = try XCTUnwrap(fixture["tokenizers"] as? [[String: Any]])
+        XCTAssertEqual(tokenizers.count, 2)
+        for (number, item) in tokenizers.enumerated() {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("polyhead-reordering-\(number)-\(ProcessInfo.processInfo.processIdentifier).json")
+            try JSONSerialization.data(withJSONObject: try XCTUnwrap(item["tokenizer_json"])).write(to: url)
+            defer { try? FileManager.default.removeItem(at: url) }
+            let tokenizer = try BertTokenizer(tokenizerJSON: url)
+            let expectedIds = try XCTUnwrap(item["ids"] as? [Any])
+            let expectedOffsets = try XCTUnwrap(item["offsets"] as? [Any])
+            var failures = 0
+            for (index, text) in texts.enumerated() {
+                let encoding = try tokenizer.encode(text)
+                let ids = Fixtures.ints(expectedIds[index])
+                let offsets = Fixtures.ranges(expectedOffsets[index])
+                if encoding.ids != ids || encoding.offsets != offsets {
+                    failures += 1
+                    if failures <= 3 {
+                        let scalars = text.unicodeScalars.map { String($0.value, radix: 16) }
+                        XCTFail("normalizer \(number) text \(scalars)\n  got  \(encoding.ids) \(encoding.offsets)\n  want \(ids) \(offsets)")
+                    }
+                }
+            }
+            XCTAssertEqual(failures, 0, "normalizer \(number): \(failures) of \(texts.count) texts differ")
+        }
+    }
+
     func testDecodeMatchesReference() throws {
         let tokenizer = try Fixtures.modelTokenizer()
         let expected = try Fixtures.jsonLines("expected.jsonl")

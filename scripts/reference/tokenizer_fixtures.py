@@ -9,8 +9,10 @@
 # and per-character digests over every Unicode scalar.
 #
 # Rerun (about a minute):
-#   /tmp/phvenv/bin/python scripts/reference/tokenizer_fixtures.py [MODEL_DIR]
-# MODEL_DIR defaults to $POLYHEAD_MODEL_DIR, else models/all-MiniLM-L6-v2.
+#   /tmp/phvenv/bin/python scripts/reference/tokenizer_fixtures.py [MODEL_DIR] [--rebuild-corpus]
+# MODEL_DIR defaults to $POLYHEAD_MODEL_DIR, else models/all-MiniLM-L6-v2. The committed
+# corpus.jsonl is reused unless --rebuild-corpus is given: the files it is drawn from change as
+# packages come and go, the expected outputs should only change with the reference.
 import copy
 import glob
 import json
@@ -251,6 +253,45 @@ def variant_json(model_json, normalizer, added):
 
 
 # ---------------------------------------------------------------------------------------------
+# Canonical reordering: characters that NFD reorders and strip_accents keeps (viramas of
+# Balinese, Javanese and others, musical symbols, letters unknown to the older category table)
+# decide both ids and offsets by where reordering puts them. A small vocabulary made of every
+# character such text can normalize to, alone and as "##" piece, makes each one its own token.
+
+REORDER_CHARACTERS = (
+    [0x1B44, 0xA9C0, 0x1D165, 0x1D16D, 0x1D16E, 0x302E, 0x11235, 0x08D4, 0x1E944]       # kept non-starters
+    + [0x0301, 0x0323, 0x0315, 0x0334, 0x093C, 0x05B0, 0x0F72, 0x0F71, 0xA9B3, 0x1B34]  # nonspacing marks
+    + [0x1EC7, 0x00E9, 0x0344, 0x0F73, 0xAC01, 0x01D5, 0x0130]                          # decomposing
+    + [ord(c) for c in "aXb 中​"]                                              # plain, space, CJK, removed
+)
+
+
+def reorder_cases(rng):
+    from tokenizers import models
+    settings = [
+        {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True},
+        {"type": "BertNormalizer", "clean_text": False, "handle_chinese_chars": False, "strip_accents": True, "lowercase": False},
+    ]
+    texts = ["".join(chr(rng.choice(REORDER_CHARACTERS)) for _ in range(rng.randrange(2, 9))) for _ in range(400)]
+    texts += ["x\U0001D16D\U0001D165y", "x\U0001D16D\u0301\U0001D165y", "x\u1ec7\U0001D165y", "\ua9c0\ua9b3\u0301"]
+    result = {"texts": texts, "tokenizers": []}
+    for normalizer in settings:
+        reference = normalizers.BertNormalizer(**{k: v for k, v in normalizer.items() if k != "type"})
+        characters = sorted({c for code in REORDER_CHARACTERS for c in reference.normalize_str(chr(code)) if not c.isspace()})
+        vocabulary = {"[UNK]": 0}
+        for character in characters:
+            vocabulary.setdefault(character, len(vocabulary))
+            vocabulary.setdefault("##" + character, len(vocabulary))
+        tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]", max_input_chars_per_word=100))
+        tokenizer.normalizer = reference
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        encodings = tokenizer.encode_batch(texts)
+        result["tokenizers"].append({"tokenizer_json": json.loads(tokenizer.to_str()),
+                                     "ids": [e.ids for e in encodings], "offsets": [flat_offsets(e.offsets) for e in encodings]})
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
 # Every Unicode scalar: digests instead of outputs keep the fixture small.
 
 FNV_OFFSET = 0xCBF29CE484222325
@@ -312,13 +353,21 @@ def write_jsonl(path, rows):
 
 
 def main():
-    model_dir = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("POLYHEAD_MODEL_DIR", ROOT / "models" / "all-MiniLM-L6-v2"))
+    arguments = [argument for argument in sys.argv[1:] if not argument.startswith("--")]
+    rebuild = "--rebuild-corpus" in sys.argv[1:]
+    model_dir = Path(arguments[0] if arguments else os.environ.get("POLYHEAD_MODEL_DIR", ROOT / "models" / "all-MiniLM-L6-v2"))
     if not (model_dir / "tokenizer.json").exists():
         sys.exit(f"{model_dir}/tokenizer.json not found: run scripts/setup first")
     FIXTURES.mkdir(parents=True, exist_ok=True)
     rng = random.Random(SEED)
 
-    corpus = build_corpus()
+    corpus_path = FIXTURES / "corpus.jsonl"
+    if corpus_path.exists() and not rebuild:
+        # Split on "\n" only: the texts hold U+2028, U+0085 and others that splitlines() splits on.
+        corpus = [(row["text"], row["source"]) for row in
+                  (json.loads(line) for line in corpus_path.read_text(encoding="utf-8").split("\n") if line)]
+    else:
+        corpus = build_corpus()
     texts = [text for text, _ in corpus]
     tokenizer = load_reference(model_dir)
     encodings = tokenizer.encode_batch(texts)
@@ -346,6 +395,9 @@ def main():
                          "ids": [o.ids for o in outputs], "offsets": [flat_offsets(o.offsets) for o in outputs]})
     with open(FIXTURES / "variants.json", "w", encoding="utf-8") as file:
         json.dump({"variants": variants}, file, ensure_ascii=False, separators=(",", ":"))
+
+    with open(FIXTURES / "reordering.json", "w", encoding="utf-8") as file:
+        json.dump(reorder_cases(random.Random(SEED + 1)), file, ensure_ascii=False, separators=(",", ":"))
 
     digests = unicode_digests(tokenizer)
     with open(FIXTURES / "unicode_digests.json", "w", encoding="utf-8") as file:
