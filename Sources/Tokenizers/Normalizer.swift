@@ -33,7 +33,8 @@ enum CharacterClass: UInt8 {
     case whitespace = 1
     /// Becomes a word of its own (ASCII punctuation or Unicode P*).
     case punctuation = 2
-    /// A word character with a nonzero canonical combining class: NFD puts runs of them in order.
+    /// A word character with a nonzero canonical combining class that strip_accents keeps: NFD
+    /// may move it, so a piece holding one takes the step-by-step path (`normalizeWithReordering`).
     case nonStarter = 3
 }
 
@@ -56,7 +57,7 @@ final class CompiledNormalizer: Sendable {
         case mapped = 4
         /// Becomes several characters: payload = offset in `sequences` (count, then entries).
         case sequence = 5
-        /// Kept as is; a word character that NFD may reorder.
+        /// Kept as is; a word character that NFD may reorder (the piece takes the exact path).
         case nonStarter = 6
     }
 
