@@ -30,7 +30,7 @@ let package = Package(
         // Core modules.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: uncheckedFast),
         .target(name: "SafeTensors", swiftSettings: fast),
-        .target(name: "Tokenizers"),
+        .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "CFFIShims", dependencies: ["CFFI"]),
         .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS"], swiftSettings: fast),
