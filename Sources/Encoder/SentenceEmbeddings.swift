@@ -35,9 +35,9 @@ extension BertEncoder {
     /// One embedding per sequence: eval forward, pooling, and L2 normalisation when asked
     /// (sentence-transformers' Normalize module).
     /// - Throws: `EncoderError.invalidBatch`.
-    public func sentenceEmbeddings(_ batch: PackedBatch, pooling: Pooling, normalize: Bool) throws -> [[Float]] {
+    public func sentenceEmbeddings(_ batch: PackedBatch, pooling: Pooling, normalize: Bool, workspace: InferenceWorkspace? = nil) throws -> [[Float]] {
         let c = config.hiddenSize
-        let hidden = try infer(batch)
+        let hidden = try infer(batch, workspace: workspace)
         var pooled = hidden.withUnsafeBufferPointer { poolForward($0.baseAddress!, sequenceOffsets: batch.sequenceOffsets, channels: c, pooling: pooling) }
         if normalize { normalizeRows(&pooled, rows: batch.sequenceCount, channels: c) }
         return (0..<batch.sequenceCount).map { Array(pooled[($0 * c)..<(($0 + 1) * c)]) }
@@ -85,11 +85,12 @@ public struct SentenceEmbedder: Sendable {
     public func embed(_ texts: [TokenizedText]) throws -> [[Float]] {
         var embeddings: [[Float]] = []
         embeddings.reserveCapacity(texts.count)
+        let workspace = InferenceWorkspace()
         var start = 0
         while start < texts.count {
             let chunk = texts[start..<min(start + batchSize, texts.count)]
             let batch = try PackedBatch(sequences: chunk.map(\.ids), tokenTypes: chunk.map(\.typeIds))
-            embeddings += try encoder.sentenceEmbeddings(batch, pooling: pooling, normalize: normalize)
+            embeddings += try encoder.sentenceEmbeddings(batch, pooling: pooling, normalize: normalize, workspace: workspace)
             start += batchSize
         }
         return embeddings

@@ -41,9 +41,10 @@ struct BenchEncoderCommand: ParsableCommand {
         var result: [String: Any] = ["batch": batch, "passes": passes, "seq": seq, "threads": KernelThreads.workerCount, "policy": policy]
         if mode == "infer" || mode == "both" {
             var times: [Double] = []
+            let workspace = InferenceWorkspace()
             for step in 0..<(warmup + steps) {
                 let batches = try (0..<passes).map { _ in try randomBatch() }
-                let time = try seconds { for pass in batches { _ = try encoder.infer(pass) } }
+                let time = try seconds { for pass in batches { _ = try encoder.infer(pass, workspace: workspace) } }
                 if step >= warmup { times.append(time) }
             }
             result["infer_seq_per_s"] = Double(batch * passes) / median(times)
