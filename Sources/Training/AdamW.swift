@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// AdamW hyperparameters shared by every group (torch.optim.AdamW's defaults).
 public struct AdamWSettings: Codable, Equatable, Sendable {
@@ -168,47 +169,62 @@ public final class AdamW {
             let stepSize = Float(learningRate / biasCorrection1)
             let values = segment.values, gradients = segment.gradients
             let m = firstMoments + segment.momentOffset, v = secondMoments + segment.momentOffset
-            for index in 0..<segment.count {
-                let gradient = gradients[index]
-                let value = values[index] * decay
-                // torch's lerp with weight < 0.5: m + w * (g - m).
-                let firstMoment = m[index] + oneMinusBeta1 * (gradient - m[index])
-                let secondMoment = v[index] * beta2 + oneMinusBeta2 * gradient * gradient
-                m[index] = firstMoment
-                v[index] = secondMoment
-                let denominator = secondMoment.squareRoot() / biasCorrection2RootFloat + epsilon
-                values[index] = value - stepSize * (firstMoment / denominator)
+            // Element-wise, so any split across workers gives identical results.
+            KernelThreads.parallelRanges(segment.count, minimumChunk: 1 << 16) { range in
+                for index in range {
+                    let gradient = gradients[index]
+                    let value = values[index] * decay
+                    // torch's lerp with weight < 0.5: m + w * (g - m).
+                    let firstMoment = m[index] + oneMinusBeta1 * (gradient - m[index])
+                    let secondMoment = v[index] * beta2 + oneMinusBeta2 * gradient * gradient
+                    m[index] = firstMoment
+                    v[index] = secondMoment
+                    let denominator = secondMoment.squareRoot() / biasCorrection2RootFloat + epsilon
+                    values[index] = value - stepSize * (firstMoment / denominator)
+                }
             }
         }
     }
 }
 
-/// Sum of x^2 in Double, with Float SIMD partial sums over short chunks (fast, and the
-/// chunking keeps Float rounding error far below what clipping can notice).
+/// Sum of x^2 in Double. Fixed blocks of Float SIMD partial sums, added in block order, so
+/// the result does not depend on how many workers ran (determinism), and Float rounding stays
+/// far below what clipping can notice.
 func sumOfSquares(_ pointer: UnsafePointer<Float>, count: Int) -> Double {
-    var total: Double = 0
-    let chunk = 1024
-    var start = 0
-    while start < count {
-        let end = min(start + chunk, count)
-        var lanes = SIMD8<Float>()
-        var index = start
-        while index + 8 <= end {
-            let x = UnsafeRawPointer(pointer + index).loadUnaligned(as: SIMD8<Float>.self)
-            lanes += x * x
-            index += 8
+    let blockSize = 4096
+    let blocks = (count + blockSize - 1) / blockSize
+    guard blocks > 1 else { return blockSumOfSquares(pointer, count: count) }
+    var partials = [Double](repeating: 0, count: blocks)
+    partials.withUnsafeMutableBufferPointer { output in
+        guard let results = output.baseAddress else { return }
+        KernelThreads.parallelRanges(blocks, minimumChunk: 16) { range in
+            for block in range {
+                let start = block * blockSize
+                results[block] = blockSumOfSquares(pointer + start, count: min(blockSize, count - start))
+            }
         }
-        var partial = Double(lanes.sum())
-        while index < end {
-            partial += Double(pointer[index]) * Double(pointer[index])
-            index += 1
-        }
-        total += partial
-        start = end
     }
-    return total
+    return partials.reduce(0, +)
+}
+
+private func blockSumOfSquares(_ pointer: UnsafePointer<Float>, count: Int) -> Double {
+    var lanes = SIMD8<Float>()
+    var index = 0
+    while index + 8 <= count {
+        let x = UnsafeRawPointer(pointer + index).loadUnaligned(as: SIMD8<Float>.self)
+        lanes += x * x
+        index += 8
+    }
+    var partial = Double(lanes.sum())
+    while index < count {
+        partial += Double(pointer[index]) * Double(pointer[index])
+        index += 1
+    }
+    return partial
 }
 
 func scale(_ pointer: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
-    for index in 0..<count { pointer[index] *= factor }
+    KernelThreads.parallelRanges(count, minimumChunk: 1 << 16) { range in
+        for index in range { pointer[index] *= factor }
+    }
 }

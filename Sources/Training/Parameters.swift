@@ -1,3 +1,5 @@
+import Kernels
+
 /// Flat parameter values with a gradient buffer that mirrors them element for element.
 ///
 /// The optimizer never owns parameters: the encoder's block, a head's host-allocated block or
@@ -12,44 +14,35 @@ public protocol ParameterStorage: AnyObject {
     var parameterGradients: UnsafeMutablePointer<Float> { get }
 }
 
-/// A parameter block allocated here: one aligned allocation for values and one for gradients,
-/// both zero-filled. Heads, routers and tests use it; the encoder brings its own.
+/// Flat parameters held in two Kernels `FloatBuffer`s: a block allocated here (heads,
+/// routers, tests) or an existing value/gradient pair, such as the encoder's blocks, wrapped
+/// so the optimizer can register ranges of it.
 public final class FlatParameterStorage: ParameterStorage {
-    public let parameterCount: Int
-    public let parameterValues: UnsafeMutablePointer<Float>
-    public let parameterGradients: UnsafeMutablePointer<Float>
+    public let valueBuffer: FloatBuffer
+    public let gradientBuffer: FloatBuffer
 
-    /// Cache-line alignment keeps SIMD loads on one line.
-    static let alignment = 64
-
-    public init(count: Int) {
-        precondition(count >= 0, "a parameter block cannot have a negative size")
-        parameterCount = count
-        parameterValues = FlatParameterStorage.allocateZeroed(count)
-        parameterGradients = FlatParameterStorage.allocateZeroed(count)
+    /// A zero-filled block of `count` values and `count` gradients.
+    public convenience init(count: Int) {
+        self.init(wrapping: FloatBuffer(count: count), gradients: FloatBuffer(count: count))
     }
 
     /// A block holding a copy of `values`, with zero gradients.
     public convenience init(values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { source in
-            if let base = source.baseAddress { parameterValues.update(from: base, count: values.count) }
-        }
+        self.init(wrapping: FloatBuffer(values), gradients: FloatBuffer(count: values.count))
     }
 
-    deinit {
-        UnsafeMutableRawPointer(parameterValues).deallocate()
-        UnsafeMutableRawPointer(parameterGradients).deallocate()
+    /// Wraps an existing pair; the gradient buffer must mirror the value buffer.
+    public init(wrapping values: FloatBuffer, gradients: FloatBuffer) {
+        precondition(values.count == gradients.count, "a gradient block must mirror its parameter block (\(gradients.count) vs \(values.count) values)")
+        valueBuffer = values
+        gradientBuffer = gradients
     }
 
-    public var values: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: parameterValues, count: parameterCount) }
-    public var gradients: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: parameterGradients, count: parameterCount) }
-
-    private static func allocateZeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
-        // One element minimum so an empty block still has a valid, freeable pointer.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: alignment)
-        return raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
-    }
+    public var parameterCount: Int { valueBuffer.count }
+    public var parameterValues: UnsafeMutablePointer<Float> { valueBuffer.pointer }
+    public var parameterGradients: UnsafeMutablePointer<Float> { gradientBuffer.pointer }
+    public var values: UnsafeMutableBufferPointer<Float> { valueBuffer.buffer }
+    public var gradients: UnsafeMutableBufferPointer<Float> { gradientBuffer.buffer }
 }
 
 /// One named tensor inside a storage, as the optimizer sees it.

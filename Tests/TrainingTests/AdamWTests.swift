@@ -1,3 +1,4 @@
+import Kernels
 import XCTest
 @testable import Training
 
@@ -169,5 +170,30 @@ final class AdamWTests: XCTestCase {
         optimizer.step()
         XCTAssertEqual(storage.values[0], 0.5, accuracy: 1e-6)
         XCTAssertThrowsError(try optimizer.setLearningRate(0.5, group: "routers"))
+    }
+
+    /// The gradient norm and an update over a block large enough to be split across workers
+    /// are identical with one worker and with two, and the norm matches a Double sum.
+    func testLargeBlocksGiveTheSameResultWithAnyWorkerCount() throws {
+        defer { KernelThreads.configure() }
+        var generator = SeededGenerator(seed: 21)
+        let count = 300_001
+        let gradients = (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }
+        var results: [(Float, [Float])] = []
+        for workers in [1, 2] {
+            KernelThreads.configure(workers: workers)
+            let storage = FlatParameterStorage(count: count)
+            _ = storage.gradients.update(fromContentsOf: gradients)
+            let optimizer = try AdamW(groups: [ParameterGroup(name: "encoder", learningRate: 0.01, weightDecay: 0.1, parameters: [
+                ParameterRange(name: "word_embeddings.weight", storage: storage, range: 0..<count),
+            ])])
+            let norm = optimizer.clipGradientNorm(maxNorm: 100)
+            optimizer.step()
+            results.append((norm, Array(storage.values)))
+        }
+        XCTAssertEqual(results[0].0, results[1].0)
+        XCTAssertEqual(results[0].1, results[1].1)
+        let reference = gradients.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        XCTAssertEqual(Double(results[0].0), reference, accuracy: 1e-6 * reference)
     }
 }
