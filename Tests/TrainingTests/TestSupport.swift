@@ -66,3 +66,15 @@ func assertClose<Scalar: BinaryFloatingPoint>(
 func maximumRelativeDifference<Scalar: BinaryFloatingPoint>(_ actual: [Scalar], _ expected: [Scalar], floor: Double = 1e-6) -> Double {
     zip(actual, expected).map { abs(Double($0) - Double($1)) / max(abs(Double($1)), floor) }.max() ?? 0
 }
+
+/// The default model: POLYHEAD_MODEL_DIR, else <repository root>/models/all-MiniLM-L6-v2.
+/// Fails (never skips) when it is absent: CI runs scripts/setup first.
+func defaultModelDirectory(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+    let url = ProcessInfo.processInfo.environment["POLYHEAD_MODEL_DIR"].map { URL(fileURLWithPath: $0) }
+        ?? repositoryRoot.appendingPathComponent("models").appendingPathComponent("all-MiniLM-L6-v2")
+    guard FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) else {
+        XCTFail("no model at \(url.path): run scripts/setup (or set POLYHEAD_MODEL_DIR)", file: file, line: line)
+        throw CocoaError(.fileNoSuchFile)
+    }
+    return url
+}
