@@ -62,9 +62,10 @@ func assertClose<Scalar: BinaryFloatingPoint>(
     }
 }
 
-/// The largest |a - b| / max(|b|, floor) over two arrays, for printing measured agreement.
-func maximumRelativeDifference<Scalar: BinaryFloatingPoint>(_ actual: [Scalar], _ expected: [Scalar], floor: Double = 1e-6) -> Double {
-    zip(actual, expected).map { abs(Double($0) - Double($1)) / max(abs(Double($1)), floor) }.max() ?? 0
+/// The largest |a - b| / (absolute + relative |b|) over two arrays: the fraction of the
+/// tolerance used (above 1 fails), for printing measured agreement.
+func toleranceUsed<Scalar: BinaryFloatingPoint>(_ actual: [Scalar], _ expected: [Scalar], relative: Double, absolute: Double) -> Double {
+    zip(actual, expected).map { abs(Double($0) - Double($1)) / (absolute + relative * abs(Double($1))) }.max() ?? 0
 }
 
 /// The default model: POLYHEAD_MODEL_DIR, else <repository root>/models/all-MiniLM-L6-v2.
