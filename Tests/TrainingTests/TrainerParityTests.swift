@@ -33,19 +33,20 @@ func layoutName(ofFixtureKey key: String) -> String {
     key.hasPrefix("encoder.") ? String(key.dropFirst("encoder.".count)) : key
 }
 
-final class TrainerParityTests: XCTestCase {
-    private let directory = trainingFixtures.appendingPathComponent("tiny_bert")
+/// The tiny BERT fixture: the model and head as PyTorch initialised them and the batch.
+struct TinyBertFixture {
+    static let directory = trainingFixtures.appendingPathComponent("tiny_bert")
+    let run: TinyBertRun
 
-    private func loadRun() throws -> TinyBertRun { try decodeFixture(TinyBertRun.self, "tiny_bert/batch.json") }
+    init() throws { run = try decodeFixture(TinyBertRun.self, "tiny_bert/batch.json") }
 
-    /// The tiny model and head as PyTorch initialised them, inside a trainer set up like the
-    /// reference script's optimizer and schedule.
-    func makeTrainer(_ run: TinyBertRun, trainable: ((ParameterLayout) -> TrainableParameters)? = nil,
+    /// A trainer set up like the reference script's optimizer and schedule (unless `settings`).
+    func makeTrainer(trainable: ((ParameterLayout) -> TrainableParameters)? = nil,
                      settings: TrainerSettings? = nil) throws -> ClassificationTrainer {
-        let (encoder, ignored) = try BertEncoder.load(modelDirectory: directory)
+        let (encoder, ignored) = try BertEncoder.load(modelDirectory: TinyBertFixture.directory)
         XCTAssertTrue(ignored.allSatisfy { !$0.name.contains("weight") && !$0.name.contains("bias") }, "\(ignored)")
         let head = LinearClassifierHead(hiddenSize: encoder.config.hiddenSize, classes: 3)
-        let headFile = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("head.safetensors"))
+        let headFile = try SafeTensorsFile(contentsOf: TinyBertFixture.directory.appendingPathComponent("head.safetensors"))
         try head.load(weight: headFile.floats("weight"), bias: headFile.floats("bias"))
         let s = run.settings
         return try ClassificationTrainer(
@@ -56,10 +57,15 @@ final class TrainerParityTests: XCTestCase {
                                                   schedule: LearningRateSchedule(kind: .linear, warmupSteps: s.warmup_steps, totalSteps: s.total_steps)))
     }
 
-    func batch(_ run: TinyBertRun, rows: Range<Int>? = nil) throws -> (batch: PackedBatch, labels: [Int32]) {
+    /// The batch's rows (all by default) packed without padding, and their labels.
+    func batch(rows: Range<Int>? = nil) throws -> (batch: PackedBatch, labels: [Int32]) {
         let rows = rows ?? 0..<run.labels.count
         return (try PackedBatch(sequences: Array(run.input_ids[rows]), tokenTypes: Array(run.token_type_ids[rows])), Array(run.labels[rows]))
     }
+}
+
+final class TrainerParityTests: XCTestCase {
+    private let directory = TinyBertFixture.directory
 
     /// Every parameter's gradient as (fixture key, ours, PyTorch's).
     func gradientPairs(_ trainer: ClassificationTrainer, reference: SafeTensorsFile) throws -> [(String, [Float], [Float])] {
@@ -79,9 +85,10 @@ final class TrainerParityTests: XCTestCase {
     /// Step-1 gradients of all 39 parameters against PyTorch (float64) within 1e-4 relative,
     /// 1e-6 absolute, element by element.
     func testStepOneGradientsMatchPyTorch() throws {
-        let run = try loadRun()
-        let trainer = try makeTrainer(run)
-        let (batch, labels) = try batch(run)
+        let fixture = try TinyBertFixture()
+        let run = fixture.run
+        let trainer = try fixture.makeTrainer()
+        let (batch, labels) = try fixture.batch()
         let loss = try trainer.accumulate(batch: batch, labels: labels)
         XCTAssertEqual(Double(loss), run.losses[0], accuracy: 1e-5)
         let reference = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("step1_gradients.safetensors"))
@@ -100,9 +107,10 @@ final class TrainerParityTests: XCTestCase {
     /// Ten steps with warmup, linear decay, per-group rates, weight decay and clipping: the loss
     /// trajectory within 1e-4 of PyTorch's and the final weights close.
     func testTenAdamWStepsMatchPyTorch() throws {
-        let run = try loadRun()
-        let trainer = try makeTrainer(run)
-        let (batch, labels) = try batch(run)
+        let fixture = try TinyBertFixture()
+        let run = fixture.run
+        let trainer = try fixture.makeTrainer()
+        let (batch, labels) = try fixture.batch()
         var clipped = 0
         var worstLoss = 0.0
         for step in 0..<run.settings.total_steps {
