@@ -150,4 +150,39 @@ final class TrainerBehaviourTests: XCTestCase {
             XCTAssertEqual($0 as? TrainingError, .targetOutOfRange(row: 3, target: 3, classes: 3, ignoreIndex: -100))
         }
     }
+
+    /// Stop after 2 of 4 steps, save encoder, head and optimizer state, start a new trainer from
+    /// the files, finish: bit-identical to the uninterrupted run (dropout and schedule included,
+    /// since both follow the restored step count).
+    func testResumeFromSavedStateMatchesUninterruptedRun() throws {
+        let fixture = try TinyBertFixture()
+        let (batch, labels) = try fixture.batch()
+        let settings = TrainerSettings(maxGradientNorm: 1, schedule: LearningRateSchedule(kind: .linear, warmupSteps: 1, totalSteps: 4),
+                                       seed: 3, hiddenDropout: 0.1, attentionDropout: 0.1)
+        let uninterrupted = try fixture.makeTrainer(settings: settings)
+        for _ in 0..<4 { _ = try uninterrupted.step([(batch, labels)]) }
+
+        let first = try fixture.makeTrainer(settings: settings)
+        for _ in 0..<2 { _ = try first.step([(batch, labels)]) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("polyhead-resume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try first.encoder.saveWeights(to: directory.appendingPathComponent("model.safetensors"))
+        var headWriter = SafeTensorsWriter()
+        try headWriter.add("weight", shape: [3, first.head.hiddenSize], floats: Array(first.head.storage.values[first.head.weightRange]))
+        try headWriter.add("bias", shape: [3], floats: Array(first.head.storage.values[first.head.biasRange]))
+        try headWriter.write(to: directory.appendingPathComponent("head.safetensors"))
+        try first.optimizer.saveState(to: directory.appendingPathComponent("optimizer.safetensors"))
+
+        let resumed = try fixture.makeTrainer(settings: settings)
+        try resumed.encoder.loadWeights(from: SafeTensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors")))
+        let head = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("head.safetensors"))
+        try resumed.head.load(weight: head.floats("weight"), bias: head.floats("bias"))
+        try resumed.optimizer.loadState(from: directory.appendingPathComponent("optimizer.safetensors"))
+        for _ in 0..<2 { _ = try resumed.step([(batch, labels)]) }
+
+        XCTAssertEqual(resumed.optimizer.completedSteps, 4)
+        XCTAssertEqual(resumed.encoder.parameters.toArray(), uninterrupted.encoder.parameters.toArray())
+        XCTAssertEqual(Array(resumed.head.storage.values), Array(uninterrupted.head.storage.values))
+    }
 }
