@@ -170,21 +170,62 @@ public final class AdamW {
             let values = segment.values, gradients = segment.gradients
             let m = firstMoments + segment.momentOffset, v = secondMoments + segment.momentOffset
             // Element-wise, so any split across workers gives identical results.
+            let update = AdamWUpdate(decay: decay, oneMinusBeta1: oneMinusBeta1, beta2: beta2, oneMinusBeta2: oneMinusBeta2,
+                                     biasCorrection2Root: biasCorrection2RootFloat, epsilon: epsilon, stepSize: stepSize)
             KernelThreads.parallelRanges(segment.count, minimumChunk: 1 << 16) { range in
-                for index in range {
-                    let gradient = gradients[index]
-                    let value = values[index] * decay
-                    // torch's lerp with weight < 0.5: m + w * (g - m).
-                    let firstMoment = m[index] + oneMinusBeta1 * (gradient - m[index])
-                    let secondMoment = v[index] * beta2 + oneMinusBeta2 * gradient * gradient
-                    m[index] = firstMoment
-                    v[index] = secondMoment
-                    let denominator = secondMoment.squareRoot() / biasCorrection2RootFloat + epsilon
-                    values[index] = value - stepSize * (firstMoment / denominator)
-                }
+                update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range)
             }
         }
     }
+}
+
+/// The per-element AdamW arithmetic with this step's scalars, in the same operation order
+/// as torch's single-tensor implementation. Eight lanes at a time (the same IEEE operations
+/// per lane, so the result equals the scalar loop's), then a scalar tail.
+struct AdamWUpdate {
+    let decay, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection2Root, epsilon, stepSize: Float
+
+    @inline(__always)
+    func apply(values: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
+               firstMoments m: UnsafeMutablePointer<Float>, secondMoments v: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        var index = range.lowerBound
+        while index + 8 <= range.upperBound {
+            let gradient = load8(gradients + index)
+            let value = load8(values + index) * decay
+            let previous = load8(m + index)
+            // torch's lerp with weight < 0.5: m + w * (g - m).
+            let firstMoment = previous + oneMinusBeta1 * (gradient - previous)
+            let secondMoment = load8(v + index) * beta2 + oneMinusBeta2 * gradient * gradient
+            store8(firstMoment, m + index)
+            store8(secondMoment, v + index)
+            let denominator = secondMoment.squareRoot() / biasCorrection2Root + epsilon
+            store8(value - stepSize * (firstMoment / denominator), values + index)
+            index += 8
+        }
+        while index < range.upperBound {
+            let gradient = gradients[index]
+            let value = values[index] * decay
+            let firstMoment = m[index] + oneMinusBeta1 * (gradient - m[index])
+            let secondMoment = v[index] * beta2 + oneMinusBeta2 * gradient * gradient
+            m[index] = firstMoment
+            v[index] = secondMoment
+            let denominator = secondMoment.squareRoot() / biasCorrection2Root + epsilon
+            values[index] = value - stepSize * (firstMoment / denominator)
+            index += 1
+        }
+    }
+}
+
+@inline(__always) private func load8(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func load8(_ pointer: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store8(_ value: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Float>.self)
 }
 
 /// Sum of x^2 in Double. Fixed blocks of Float SIMD partial sums, added in block order, so
