@@ -35,12 +35,65 @@ extension BertEncoder {
     /// One embedding per sequence: eval forward, pooling, and L2 normalisation when asked
     /// (sentence-transformers' Normalize module).
     /// - Throws: `EncoderError.invalidBatch`.
-    public func sentenceEmbeddings(_ batch: PackedBatch, pooling: Pooling, normalize: Bool) throws -> [[Float]] {
+    public func sentenceEmbeddings(_ batch: PackedBatch, pooling: Pooling, normalize: Bool, workspace: InferenceWorkspace? = nil) throws -> [[Float]] {
         let c = config.hiddenSize
-        let hidden = try infer(batch)
+        let hidden = try infer(batch, workspace: workspace)
         var pooled = hidden.withUnsafeBufferPointer { poolForward($0.baseAddress!, sequenceOffsets: batch.sequenceOffsets, channels: c, pooling: pooling) }
         if normalize { normalizeRows(&pooled, rows: batch.sequenceCount, channels: c) }
         return (0..<batch.sequenceCount).map { Array(pooled[($0 * c)..<(($0 + 1) * c)]) }
+    }
+}
+
+/// One tokenized text: ids and token type ids, special tokens included, already truncated.
+public struct TokenizedText: Sendable, Equatable {
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+
+    public init(ids: [Int32], typeIds: [Int32]) {
+        self.ids = ids
+        self.typeIds = typeIds
+    }
+
+    /// From a tokenizer's integer ids (any integer type).
+    public init<I: BinaryInteger, J: BinaryInteger>(ids: [I], typeIds: [J]) {
+        self.init(ids: ids.map { Int32(truncatingIfNeeded: $0) }, typeIds: typeIds.map { Int32(truncatingIfNeeded: $0) })
+    }
+}
+
+/// Sentence embeddings for many texts, batch by batch: the library side of `polyhead embed`.
+///
+/// ```swift
+/// let embedder = SentenceEmbedder(encoder: encoder, pooling: .mean, normalize: true)
+/// let vectors = try embedder.embed(tokenized)   // one [C] per text, in order
+/// ```
+public struct SentenceEmbedder: Sendable {
+    public let encoder: BertEncoder
+    public var pooling: Pooling
+    public var normalize: Bool
+    /// Texts per encoder pass. Packing means no padding either way; this bounds memory.
+    public var batchSize: Int
+
+    public init(encoder: BertEncoder, pooling: Pooling = .mean, normalize: Bool = false, batchSize: Int = 32) {
+        self.encoder = encoder
+        self.pooling = pooling
+        self.normalize = normalize
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// - Throws: `EncoderError.invalidBatch` for an empty text (no tokens at all), ids
+    ///   outside the model, or a text longer than max_position_embeddings.
+    public func embed(_ texts: [TokenizedText]) throws -> [[Float]] {
+        var embeddings: [[Float]] = []
+        embeddings.reserveCapacity(texts.count)
+        let workspace = InferenceWorkspace()
+        var start = 0
+        while start < texts.count {
+            let chunk = texts[start..<min(start + batchSize, texts.count)]
+            let batch = try PackedBatch(sequences: chunk.map(\.ids), tokenTypes: chunk.map(\.typeIds))
+            embeddings += try encoder.sentenceEmbeddings(batch, pooling: pooling, normalize: normalize, workspace: workspace)
+            start += batchSize
+        }
+        return embeddings
     }
 }
 

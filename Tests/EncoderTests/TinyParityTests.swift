@@ -23,6 +23,20 @@ final class TinyParityTests: XCTestCase {
         print("tiny forward: max abs diff \(eval.maxAbsolute)")
     }
 
+    /// A reused workspace or activation arena (large batch, then a smaller one, then the
+    /// large one again) gives the same results as fresh memory.
+    func testReusedMemoryGivesFreshResults() throws {
+        let (encoder, _, batch, _) = try load()
+        let small = try PackedBatch(sequences: [[3, 4, 5], [6, 7]], tokenTypes: [[0, 0, 1], [0, 1]])
+        let workspace = InferenceWorkspace(), activations = EncoderActivations()
+        for current in [batch, small, batch] {
+            let fresh = try encoder.infer(current)
+            XCTAssertEqual(try encoder.infer(current, workspace: workspace), fresh)
+            let training = Array(try encoder.forward(current, activations: activations, dropout: .disabled))
+            compare(training, fresh, absolute: 1e-6, relative: 0, "training arena reuse")
+        }
+    }
+
     func testBackwardMatchesPyTorchForEveryParameter() throws {
         let (encoder, expected, batch, keep) = try load()
         let upstream = unpad(try expected.floats("output_gradient"), keep: keep, channels: 32)

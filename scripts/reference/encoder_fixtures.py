@@ -5,7 +5,7 @@ Rerun (from the repository root, after scripts/setup has placed the model):
     /tmp/phvenv/bin/python scripts/reference/encoder_fixtures.py [--model models/all-MiniLM-L6-v2]
 Pinned versions this was run with (recorded in every fixture's metadata):
     torch 2.15.0, transformers 5.24.0, sentence-transformers 6.2.0, safetensors 0.8.0, numpy 2.4.6
-Also: `--fit-erf` prints the least-squares fits behind Sources/Kernels/VectorMath.swift's erf.
+Also: `--fit-erf` prints the rational fit behind Sources/Kernels/VectorMath.swift's erf8.
 
 Fixtures (arrays in safetensors; hidden states and gradients computed in float64 from the
 float32 weights, so they measure Polyhead's error alone):
@@ -181,17 +181,28 @@ def minilm(model_dir):
 
 
 def fit_erf():
-    """The least-squares fits used by VectorMath.swift's erf (mpmath as the truth)."""
+    """The rational fit behind VectorMath.swift's erf8: erf(x) = x P(x^2) / Q(x^2) on
+    [0, 3.92], P degree 6, Q degree 5 with Q(0) = 1; linearised least squares on Chebyshev
+    nodes, reweighted toward minimax (Lawson), mpmath as the truth."""
     import mpmath as mp
     mp.mp.dps = 30
-    x = np.cos(np.linspace(0, np.pi, 4000)) * 0.5 + 0.5
-    x = x[x > 1e-4]
-    core = np.polynomial.polynomial.polyfit(x ** 2, [float(mp.erf(v) / v) for v in x], 6)
-    print("erf(z)/z on |z|<1, polynomial in z^2:", ", ".join("%.9e" % c for c in core))
-    v = np.cos(np.linspace(0, np.pi, 6000))
-    z = 1 / (v * 0.375 + 0.625)
-    tail = np.polynomial.polynomial.polyfit(v, [float(mp.erfc(t) * mp.exp(t * t)) for t in z], 9)
-    print("erfc(z)e^(z^2) on [1,4], polynomial in v=(1/z-0.625)/0.375:", ", ".join("%.9e" % c for c in tail))
+    limit = 3.92
+    x = np.unique(np.cos(np.linspace(0, np.pi, 6000)) * limit / 2 + limit / 2)
+    y = np.array([float(mp.erf(v)) for v in x])
+    s = x ** 2
+    weights = np.ones_like(x)
+    for iteration in range(30):
+        # erf(x) Q(s) - x P(s) = 0 is linear in the coefficients once Q(0) = 1.
+        a = np.concatenate([np.stack([x * s ** k for k in range(7)], 1), -np.stack([y * s ** k for k in range(1, 6)], 1)], 1)
+        coefficients, *_ = np.linalg.lstsq(a * weights[:, None], y * weights, rcond=None)
+        p, q = coefficients[:7], np.concatenate([[1.0], coefficients[7:]])
+        error = x * np.polyval(p[::-1], s) / np.polyval(q[::-1], s) - y
+        if iteration > 0:
+            weights = weights * np.sqrt(np.abs(error) / np.abs(error).max() + 1e-3)
+            weights /= weights.max()
+    print("max abs error (double): %.2e" % np.abs(error).max())
+    print("P (s^0..s^6):", ", ".join("%.10e" % c for c in p))
+    print("Q (s^0..s^5):", ", ".join("%.10e" % c for c in q))
 
 
 if __name__ == "__main__":
