@@ -31,11 +31,13 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertEqual(accumulatedReport.loss, wholeReport.loss, accuracy: 1e-5, "mean of the halves' losses is the batch loss")
         let accumulatedWeights = accumulated.encoder.parameters.toArray(), wholeWeights = whole.encoder.parameters.toArray()
         for view in whole.encoder.layout.views {
-            // Key biases have an exactly-zero true gradient; Adam turns the rounding noise into
-            // steps of up to lr (1e-3 here), in a direction the summation order decides.
+            // A first Adam step moves each weight by lr * g / (|g| + eps): for gradients near
+            // eps (1e-8) rounding noise changes the step by a visible fraction of lr (1e-3), so
+            // weights are compared to 1% of lr; the gradients above carry the tight check.
+            // Key biases have an exactly-zero true gradient, so their whole step is noise.
             let keyBias = view.name.hasSuffix("attention.self.key.bias")
             assertClose(Array(accumulatedWeights[view.range]), Array(wholeWeights[view.range]),
-                        relative: keyBias ? 0 : 1e-4, absolute: keyBias ? 2e-3 : 1e-6, "\(view.name) after the step")
+                        relative: keyBias ? 0 : 1e-4, absolute: keyBias ? 2e-3 : 1e-5, "\(view.name) after the step")
         }
         XCTAssertEqual(accumulated.pendingMicroBatches, 0)
         XCTAssertEqual(accumulated.encoderGradients.toArray().map(abs).max(), 0, "update zeroes the gradients")
