@@ -134,7 +134,7 @@ final class LowRankAdapter: EncoderAdapter {
             layers = []
             for number in numbers {
                 guard number == number.rounded(), number >= 0, number < Double(layerCount) else {
-                    throw PluginFailure("config key \"layers\" holds \(number), but the encoder has layers 0 ... \(layerCount - 1)")
+                    throw PluginFailure("config key \"layers\" holds \(number == number.rounded() && abs(number) < 1e9 ? String(Int(number)) : "\(number)"), but the encoder has layers 0 ... \(layerCount - 1)")
                 }
                 layers.insert(Int(number))
             }
