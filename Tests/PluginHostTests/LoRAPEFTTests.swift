@@ -76,6 +76,55 @@ final class LoRAPEFTTests: XCTestCase {
         XCTAssertLessThanOrEqual(worstUnmerge, 1e-6)
     }
 
+    /// Each layer of PEFT's tiny adapter on its own: y = x W^T + b + LoRA(x) and the backward
+    /// of a random d(y) (d(x), d(lora_A), d(lora_B)) match PEFT's LoRA Linear, dropout off.
+    func testTinyPEFTLayersForwardAndBackwardLikePEFT() throws {
+        let directory = Self.fixtures.appendingPathComponent("tiny-peft")
+        let imported = try PEFTAdapterFormat.read(from: directory, sites: Self.tinySites)
+        // The same adapter without dropout, so a training pass is deterministic.
+        guard case .object(var options) = try JSONValue(parsing: imported.configJSON) else { return XCTFail("configJSON is not an object") }
+        options["dropout"] = .number(0)
+        let adapter = try AdapterInstance(component: Self.lora, name: "tiny-layers", configJSON: JSONValue.object(options).text,
+                                          inputWidth: 32, sites: Self.tinySites)
+        try PEFTAdapterFormat.load(imported, into: adapter)
+        let base = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("tiny-bert/model.safetensors"))
+        let expected = try SafeTensorsFile(contentsOf: Self.fixtures.appendingPathComponent("tiny-peft-expected.safetensors"))
+        // PEFT computed in float32 too, so differences are relative to each tensor's size.
+        var worst: [String: Double] = ["y": 0, "d_x": 0, "d_lora_A": 0, "d_lora_B": 0]
+        func record(_ key: String, _ actual: [Float], _ reference: [Float]) {
+            let scale = max(1, reference.map { abs(Double($0)) }.max() ?? 0)
+            worst[key] = max(worst[key]!, maxDifference(actual, reference.map(Double.init)) / scale)
+        }
+        for site in adapter.hookedSites {
+            let shape = Self.tinySites[site], name = shape.name
+            let x = try expected.floats("site.\(name).x")
+            let rows = x.count / shape.inFeatures
+            var y = LoRATests.linear(x, try base.floats("\(name).weight"), try base.floats("\(name).bias"), rows: rows,
+                                     inFeatures: shape.inFeatures, outFeatures: shape.outFeatures)
+            adapter.parameters.zeroGradients()
+            let saved = try adapter.forward(site: site, x: x, y: &y, training: true)
+            record("y", y, try expected.floats("site.\(name).y"))
+            // d(x) of the base layer, dy W, then the adapter's part added.
+            let dy = try expected.floats("site.\(name).output_gradient"), weight = try base.floats("\(name).weight")
+            var dx = [Float](repeating: 0, count: x.count)
+            for row in 0..<rows {
+                for input in 0..<shape.inFeatures {
+                    var sum = 0.0
+                    for out in 0..<shape.outFeatures { sum += Double(dy[row * shape.outFeatures + out]) * Double(weight[out * shape.inFeatures + input]) }
+                    dx[row * shape.inFeatures + input] = Float(sum)
+                }
+            }
+            try adapter.backward(saved, site: site, x: x, outputGradient: dy, inputGradient: &dx)
+            record("d_x", dx, try expected.floats("site.\(name).d_x"))
+            for (factor, key) in [("lora_A", "d_lora_A"), ("lora_B", "d_lora_B")] {
+                let gradient = Array(adapter.parameters.gradients(of: adapter.parameters.info(named: "\(name).\(factor).weight")!))
+                record(key, gradient, try expected.floats("site.\(name).\(factor).grad"))
+            }
+        }
+        print("tiny PEFT adapter, each of 12 layers vs PEFT's LoRA Linear: " + worst.keys.sorted().map { "\($0) max diff \(String(format: "%.2e", worst[$0]!))" }.joined(separator: ", ") + " (relative to max(1, largest value))")
+        for (what, difference) in worst { XCTAssertLessThanOrEqual(difference, 1e-5, what) }
+    }
+
     /// PEFT's adapter on all-MiniLM-L6-v2 (query and value of six layers): merged into the
     /// real checkpoint's weights, the first rows and the whole matrix times a probe match.
     func testMiniLMPEFTAdapterMergesLikePEFT() throws {
@@ -112,7 +161,18 @@ final class LoRAPEFTTests: XCTestCase {
             }
             worstProbe = max(worstProbe, maxDifference(product, try expected.floats("merged_probe.\(shape.name).weight").map(Double.init)))
         }
-        print("all-MiniLM-L6-v2 PEFT adapter, 12 layers: merged rows max diff \(String(format: "%.2e", worstRows)), merged weight x probe max diff \(String(format: "%.2e", worstProbe))")
+        // Each adapted layer on its own, the real weights plus the adapter's term, as PEFT computes it.
+        var worstLayer = 0.0
+        for site in adapter.hookedSites {
+            let shape = Self.miniLMSites[site], name = shape.name
+            let x = try expected.floats("site.\(name).x")
+            var y = LoRATests.linear(x, try base.floats("\(name).weight"), try base.floats("\(name).bias"), rows: x.count / shape.inFeatures,
+                                     inFeatures: shape.inFeatures, outFeatures: shape.outFeatures)
+            _ = try adapter.forward(site: site, x: x, y: &y, training: false)
+            worstLayer = max(worstLayer, maxDifference(y, try expected.floats("site.\(name).y").map(Double.init)))
+        }
+        XCTAssertLessThanOrEqual(worstLayer, 2e-5)
+        print("all-MiniLM-L6-v2 PEFT adapter (trained by PEFT), 12 layers: outputs vs PEFT's LoRA Linear max diff \(String(format: "%.2e", worstLayer)), merged rows max diff \(String(format: "%.2e", worstRows)), merged weight x probe max diff \(String(format: "%.2e", worstProbe))")
         XCTAssertGreaterThan(smallestDelta, 1e-3, "every layer's adapter changes its weight (the check is not vacuous)")
         XCTAssertLessThanOrEqual(worstRows, 1e-6)
         XCTAssertLessThanOrEqual(worstProbe, 2e-5)

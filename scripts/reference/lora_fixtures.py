@@ -6,7 +6,7 @@ Rerun from the repository root (needs models/all-MiniLM-L6-v2, from scripts/setu
     /tmp/phvenv/bin/python scripts/reference/lora_fixtures.py            # write, then verify
     /tmp/phvenv/bin/python scripts/reference/lora_fixtures.py --verify   # only verify the export
 Pinned versions this was run with (recorded in every fixture): torch 2.15.0, transformers
-5.24.0, peft 0.21.2, safetensors 0.7.0.
+5.24.0, peft 0.21.2, safetensors 0.8.0.
 
 Written:
   tiny-bert/                  a seeded random BertModel (2 layers, hidden 32, intermediate 64)
@@ -14,17 +14,22 @@ Written:
                               lora_alpha 6, use_rslora (scaling 6 / sqrt 4 = 3), random B
   tiny-peft-expected.safetensors
                               merge_and_unload() weights of every adapted layer
-                              ("merged.<module>.weight"), and hidden states of three
+                              ("merged.<module>.weight"); each adapted layer alone on random
+                              inputs ("site.<module>.x", ".y") and the backward of a random
+                              d(y) ("site.<module>.output_gradient", ".d_x", ".lora_A.grad",
+                              ".lora_B.grad"), dropout off; and hidden states of three
                               sequences (packed: input_ids, sequence_offsets) with and
                               without the adapter ("hidden_states.peft", ".base")
   minilm-peft/                a PEFT LoRA on all-MiniLM-L6-v2, query and value of all six
-                              layers, r 4, lora_alpha 8, random B (about 150 KB)
+                              layers, r 4, lora_alpha 8, trained by PEFT for 5 AdamW steps
+                              towards random hidden states (about 150 KB)
   minilm-peft-expected.safetensors
                               for each adapted layer: the first 8 rows of the merged weight
                               ("merged_rows.<module>.weight") and the merged weight times a
                               fixed probe [384, 2] ("merged_probe.<module>.weight", probe in
                               "probe"), so the whole matrix is checked without storing it;
-                              hidden states of three tokenised sentences as above
+                              each adapted layer alone on two random rows ("site.<module>.x",
+                              ".y"); hidden states of three tokenised sentences as above
 Verified:
   polyhead-export/            written by the Swift test LoRAPEFTTests (rerun it with
                               POLYHEAD_RECORD_LORA_FIXTURES=1 to rewrite): PEFT loads it onto
@@ -85,11 +90,58 @@ def save_adapter(model, directory):
         shutil.rmtree(directory)
     model.save_pretrained(directory)
     (directory / "README.md").unlink(missing_ok=True)  # a model card template, not needed
+    # PEFT keeps target_modules as a set, so its order changes from run to run; sorted, a
+    # rerun rewrites the same bytes.
+    config_path = directory / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["target_modules"] = sorted(config["target_modules"])
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def adapted_modules(model):
     return sorted(name.removeprefix("base_model.model.") for name, module in model.named_modules()
                   if hasattr(module, "lora_A") and "default" in module.lora_A)
+
+
+def site_reference(model, modules, rows, seed, gradients):
+    """Each adapted layer alone, as PEFT's LoRA Linear computes it (eval: no dropout) on
+    random inputs x: y = base(x) + scaling B A x, and with `gradients` the backward of
+    sum(G * y): d(x), d(lora_A), d(lora_B)."""
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    result = {}
+    for name in modules:
+        layer = model.base_model.model.get_submodule(name)
+        x = torch.randn((rows, layer.in_features), generator=generator).requires_grad_(gradients)
+        model.zero_grad()
+        y = layer(x)
+        result[f"site.{name}.x"] = x.detach()
+        result[f"site.{name}.y"] = y.detach()
+        if gradients:
+            output_gradient = torch.randn(y.shape, generator=generator)
+            y.backward(output_gradient)
+            result[f"site.{name}.output_gradient"] = output_gradient
+            result[f"site.{name}.d_x"] = x.grad
+            result[f"site.{name}.lora_A.grad"] = layer.lora_A["default"].weight.grad.clone()
+            result[f"site.{name}.lora_B.grad"] = layer.lora_B["default"].weight.grad.clone()
+    model.zero_grad()
+    return result
+
+
+def train(model, sequences, steps, seed):
+    """A few AdamW steps of PEFT training (dropout on) towards random hidden states, so the
+    adapter's A and B both move away from their initialisation."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = [torch.randn((len(ids), model.config.hidden_size), generator=generator) for ids in sequences]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = sum(((model(input_ids=torch.tensor([ids])).last_hidden_state[0] - target) ** 2).mean()
+                   for ids, target in zip(sequences, targets))
+        loss.backward()
+        optimizer.step()
+    model.eval()
 
 
 def tiny():
@@ -116,10 +168,11 @@ def tiny():
     modules = adapted_modules(model)
     assert len(modules) == 12, modules
     peft_states = hidden_states(model, sequences)
+    sites = site_reference(model, modules, rows=5, seed=73, gradients=True)
     merged = model.merge_and_unload()
     merged_weights = {f"merged.{name}.weight": merged.get_submodule(name).weight.detach().clone() for name in modules}
     merged_states = hidden_states(merged, sequences)
-    expected = {**packed(sequences), **merged_weights, "hidden_states.peft": peft_states, "hidden_states.base": base_states}
+    expected = {**packed(sequences), **merged_weights, **sites, "hidden_states.peft": peft_states, "hidden_states.base": base_states}
     save_file({key: value.contiguous() for key, value in expected.items()}, OUT / "tiny-peft-expected.safetensors", metadata=METADATA)
     print(f"tiny: adapter moves hidden states by up to {(peft_states - base_states).abs().max():.3f}; "
           f"merged model differs from PEFT's by {(merged_states - peft_states).abs().max():.2e}")
@@ -134,14 +187,15 @@ def minilm():
     base_states = hidden_states(base, sequences)
     torch.manual_seed(81)  # lora_A's kaiming initialisation
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05, target_modules=["query", "value"]))
-    randomize_lora(model, seed=82, scale=0.05)
+    train(model, sequences, steps=5, seed=82)
     save_adapter(model, OUT / "minilm-peft")
     modules = adapted_modules(model)
     assert len(modules) == 12, modules
     peft_states = hidden_states(model, sequences)
+    sites = site_reference(model, modules, rows=2, seed=84, gradients=False)
     merged = model.merge_and_unload()
     probe = torch.randn((384, 2), generator=torch.Generator().manual_seed(83))
-    expected = {**packed(sequences), "probe": probe, "hidden_states.peft": peft_states, "hidden_states.base": base_states}
+    expected = {**packed(sequences), **sites, "probe": probe, "hidden_states.peft": peft_states, "hidden_states.base": base_states}
     for name in modules:
         weight = merged.get_submodule(name).weight.detach()
         expected[f"merged_rows.{name}.weight"] = weight[:8].clone()
