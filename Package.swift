@@ -33,7 +33,7 @@ let package = Package(
         // Core modules.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: uncheckedFast),
         .target(name: "SafeTensors", swiftSettings: fast),
-        .target(name: "Tokenizers"),
+        .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "CFFIShims", dependencies: ["CFFI"]),
         // SafeTensors: adapters export and import in PEFT's layout (PEFTAdapterFormat.swift).

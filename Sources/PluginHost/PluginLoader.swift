@@ -178,7 +178,7 @@ final class ProcessPlugins: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: file) else {
             throw PluginError(.refused, "\(file): no such plugin file")
         }
-        let realPath = (file as NSString).resolvingSymlinksInPath
+        let realPath = URL(fileURLWithPath: file).standardizedFileURL.resolvingSymlinksInPath().path
         lock.lock()
         defer { lock.unlock() }
         if let result = results[realPath] { return try result.get() }

@@ -25,7 +25,7 @@ private let systemWrite = Glibc.write
 private let systemWrite = Darwin.write
 #endif
 
-public struct SafeTensorsWriter {
+public struct SafeTensorsWriter: Sendable {
     private struct PendingTensor {
         let name: String
         let dtype: DType

@@ -63,17 +63,25 @@ public struct HeadSnapshot: Sendable {
 /// to `trainer_state.safetensors`, the caller's scalars (step, sampler state, RNG state,
 /// best metric, ...) to `trainer_state.json` byte for byte as encoded here.
 public struct TrainerStateSnapshot: Sendable {
-    public var tensors: [NamedTensor]
+    /// The tensors of trainer_state.safetensors, with any metadata the writer carries
+    /// (optimizer state records its format there).
+    public var tensors: SafeTensorsWriter
     /// JSON text, written unchanged.
     public var scalarsJSON: Data
 
-    /// - Throws: `EncodingError` when `scalars` cannot be encoded.
+    /// - Throws: `EncodingError` when `scalars` cannot be encoded, or a tensor's error.
     public init<Scalars: Encodable>(tensors: [NamedTensor], scalars: Scalars) throws {
+        var writer = SafeTensorsWriter()
+        for tensor in tensors { try tensor.add(to: &writer) }
+        try self.init(writer: writer, scalars: scalars)
+    }
+
+    public init<Scalars: Encodable>(writer: SafeTensorsWriter, scalars: Scalars) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         // Non-finite values (a diverged loss) are kept as strings rather than failing the save.
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        self.tensors = tensors
+        self.tensors = writer
         self.scalarsJSON = try encoder.encode(scalars)
     }
 }

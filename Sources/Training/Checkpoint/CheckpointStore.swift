@@ -96,9 +96,7 @@ public struct CheckpointStore: Sendable {
 
         // Trainer state.
         if let state = contents.trainerState {
-            var writer = SafeTensorsWriter()
-            for tensor in state.tensors { try tensor.add(to: &writer) }
-            try writer.write(to: directory.appendingPathComponent(CheckpointLayout.trainerTensors))
+            try state.tensors.write(to: directory.appendingPathComponent(CheckpointLayout.trainerTensors))
             try DurableFiles.write(state.scalarsJSON, to: directory.appendingPathComponent(CheckpointLayout.trainerScalars))
         }
 

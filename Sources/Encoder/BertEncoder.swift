@@ -1,0 +1,274 @@
+// The BERT encoder over packed batches: eval forward, training forward and backward.
+//
+// Dimension legend: N tokens of the packed batch, B sequences, C hidden, H heads,
+// I intermediate, L layers, A attention probabilities (H * sum of T^2).
+// One layer (post-LayerNorm BERT):
+//   qkv = x Wqkv^T + bqkv                          (N, 3C)
+//   context = attention(qkv) per sequence and head  (N, C)
+//   a = LayerNorm(x + dropout(context Wo^T + bo))   (N, C)
+//   y = LayerNorm(a + dropout(act(a Wi^T + bi) Wout^T + bout))
+
+import Kernels
+
+/// Scratch memory for eval-mode forwards, grown on demand and reused: allocating and
+/// faulting in ~100 MB per batch would otherwise cost a few percent of inference time.
+public final class InferenceWorkspace: @unchecked Sendable {
+    private var storage = FloatBuffer(count: 0)
+    public init() {}
+
+    /// A pointer to at least `count` floats (contents unspecified), valid until the next call.
+    func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if storage.count < count { storage = FloatBuffer(count: count) }
+        return storage.pointer
+    }
+}
+
+/// A BERT encoder: its config, the parameter layout and the one parameter block.
+///
+/// ```swift
+/// let (encoder, ignored) = try BertEncoder.load(modelDirectory: url)
+/// let batch = try PackedBatch(sequences: [[101, 7592, 102]])
+/// let hidden = try encoder.infer(batch)   // (N * C) last_hidden_state
+/// ```
+public final class BertEncoder: @unchecked Sendable {
+    // Sendable: the parameter block is only written by loaders and the optimizer, which
+    // callers sequence with forward/backward themselves.
+    public let config: BertConfig
+    public let layout: ParameterLayout
+    /// All parameters, `layout.totalCount` floats, zero until weights are loaded.
+    public let parameters: FloatBuffer
+
+    public init(config: BertConfig) {
+        self.config = config
+        layout = ParameterLayout(config: config)
+        parameters = FloatBuffer(count: layout.totalCount)
+    }
+
+    /// The parameter named `name` as a buffer view, or nil.
+    public func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        layout.view(named: name).map { UnsafeMutableBufferPointer(start: parameters.pointer + $0.offset, count: $0.count) }
+    }
+
+    // MARK: Forward
+
+    /// Eval-mode forward (no dropout, nothing kept for backward).
+    /// - Parameter workspace: scratch memory to reuse across calls (one per thread); a
+    ///   fresh one is used when nil.
+    /// - Returns: last_hidden_state, (N * C) floats in packed token order.
+    /// - Throws: `EncoderError.invalidBatch` for ids or lengths the model cannot take.
+    public func infer(_ batch: PackedBatch, workspace: InferenceWorkspace? = nil) throws -> [Float] {
+        try batch.validate(for: config)
+        let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize
+        // Layer outputs alternate between two buffers; the rest is reused by every layer.
+        let memory = workspace ?? InferenceWorkspace()
+        // The raw pointer below does not keep `memory` alive; this does.
+        defer { withExtendedLifetime(memory) {} }
+        let s = memory.reserve(n * c * 7 + n * 3 * c + n * i)
+        let ping = s, pong = s + n * c
+        let context = s + 2 * n * c, projection = s + 3 * n * c, attentionSum = s + 4 * n * c
+        let outputSum = s + 5 * n * c, embeddingSum = s + 6 * n * c
+        let qkv = s + 7 * n * c, intermediate = s + 10 * n * c
+        let embedding = EmbeddingActivations(sum: embeddingSum, mean: nil, rstd: nil, dropMask: nil, output: ping)
+        var layers: [LayerActivations] = []
+        for layer in 0..<config.numHiddenLayers {
+            let input = layer % 2 == 0 ? ping : pong, output = layer % 2 == 0 ? pong : ping
+            // LayerNorm and the activation run in place here: nothing is kept for backward.
+            layers.append(LayerActivations(
+                input: input, qkv: qkv, probabilities: nil, attentionMask: nil, context: context, projection: projection,
+                attentionSum: attentionSum, attentionMean: nil, attentionRstd: nil, attentionDropMask: nil,
+                attentionNorm: attentionSum, intermediate: intermediate, activated: intermediate, outputSum: outputSum,
+                outputMean: nil, outputRstd: nil, outputDropMask: nil, output: output))
+        }
+        runForward(batch, embedding: embedding, layers: layers, dropout: .disabled)
+        let last = layers.last?.output ?? embedding.output
+        return Array(UnsafeBufferPointer(start: last, count: n * c))
+    }
+
+    /// Training-mode forward: keeps what `backward` needs in `activations`.
+    /// - Returns: last_hidden_state (N * C), valid until the next forward with `activations`.
+    /// - Throws: `EncoderError.invalidBatch`.
+    @discardableResult
+    public func forward(_ batch: PackedBatch, activations: EncoderActivations, dropout: DropoutSettings) throws -> UnsafeBufferPointer<Float> {
+        try batch.validate(for: config)
+        activations.prepare(batch: batch, config: config, dropout: dropout)
+        guard let embedding = activations.embeddings else { preconditionFailure("prepare sets the embeddings") }
+        runForward(batch, embedding: embedding, layers: activations.layers, dropout: dropout)
+        let last = activations.layers.last?.output ?? embedding.output
+        return UnsafeBufferPointer(start: last, count: batch.tokenCount * config.hiddenSize)
+    }
+
+    /// Dropout site numbers: each (layer, site) gets its own mask stream.
+    private func dropoutStream(layer: Int, site: Int) -> UInt64 { UInt64(1 + layer * 3 + site) }
+
+    private func runForward(_ batch: PackedBatch, embedding: EmbeddingActivations, layers: [LayerActivations], dropout: DropoutSettings) {
+        let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize, h = config.numAttentionHeads
+        let eps = config.layerNormEps, p = parameters.pointer
+        let hiddenScale = 1 / (1 - dropout.hiddenProbability), attentionScale = 1 / (1 - dropout.attentionProbability)
+        let e = layout.embeddings
+        embeddingsForward(embedding.sum, tokenIds: batch.tokenIds, positions: batch.positions, tokenTypes: batch.tokenTypeIds,
+                          wordTable: p + e.word, positionTable: p + e.position, tokenTypeTable: p + e.tokenType, tokens: n, channels: c)
+        layerNormForward(embedding.output, mean: embedding.mean, rstd: embedding.rstd, embedding.sum,
+                         weight: p + e.normWeight, bias: p + e.normBias, rows: n, channels: c, epsilon: eps)
+        if let mask = embedding.dropMask {
+            dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: 0)
+            dropoutResidualForward(embedding.output, embedding.output, mask: mask, scale: hiddenScale, residual: nil, count: n * c)
+        }
+        for (index, a) in layers.enumerated() {
+            let w = layout.layers[index]
+            linearForward(a.qkv, a.input, weight: p + w.qkvWeight, bias: p + w.qkvBias, rows: n, inChannels: c, outChannels: 3 * c)
+            if let mask = a.attentionMask {
+                let count = attentionProbabilityOffsets(sequenceOffsets: batch.sequenceOffsets, heads: h).last ?? 0
+                dropoutMask(mask, count: count, probability: dropout.attentionProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 0))
+            }
+            attentionForward(a.context, probabilities: a.probabilities, dropoutMask: a.attentionMask, dropoutScale: attentionScale,
+                             qkv: a.qkv, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h)
+            linearForward(a.projection, a.context, weight: p + w.attentionOutputWeight, bias: p + w.attentionOutputBias,
+                          rows: n, inChannels: c, outChannels: c)
+            if let mask = a.attentionDropMask {
+                dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 1))
+            }
+            dropoutResidualForward(a.attentionSum, a.projection, mask: a.attentionDropMask, scale: hiddenScale, residual: a.input, count: n * c)
+            layerNormForward(a.attentionNorm, mean: a.attentionMean, rstd: a.attentionRstd, a.attentionSum,
+                             weight: p + w.attentionNormWeight, bias: p + w.attentionNormBias, rows: n, channels: c, epsilon: eps)
+            linearForward(a.intermediate, a.attentionNorm, weight: p + w.intermediateWeight, bias: p + w.intermediateBias,
+                          rows: n, inChannels: c, outChannels: i)
+            activationForward(a.activated, a.intermediate, count: n * i, activation: config.activation)
+            linearForward(a.projection, a.activated, weight: p + w.outputWeight, bias: p + w.outputBias, rows: n, inChannels: i, outChannels: c)
+            if let mask = a.outputDropMask {
+                dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 2))
+            }
+            dropoutResidualForward(a.outputSum, a.projection, mask: a.outputDropMask, scale: hiddenScale, residual: a.attentionNorm, count: n * c)
+            layerNormForward(a.output, mean: a.outputMean, rstd: a.outputRstd, a.outputSum,
+                             weight: p + w.outputNormWeight, bias: p + w.outputNormBias, rows: n, channels: c, epsilon: eps)
+        }
+    }
+
+    // MARK: Backward
+
+    /// What a backward pass touched.
+    public struct BackwardSummary: Sendable {
+        /// Sorted distinct word-embedding rows that received gradient (empty when the word
+        /// embeddings are frozen): an optimizer may update only these rows.
+        public var touchedWordRows: [Int32]
+        /// The lowest stage reached: -1 for the embeddings, a layer index, or nil if nothing
+        /// was trainable.
+        public var lowestStage: Int?
+    }
+
+    /// Backward of the last training `forward` done with `activations`: accumulates (+=)
+    /// d(loss)/d(parameter) into `gradients` (laid out like `parameters`) for every trainable
+    /// parameter. Frozen parameters get nothing, and the pass stops below the lowest layer
+    /// holding a trainable parameter.
+    /// - Parameter outputGradient: d(last_hidden_state), (N * C) in packed order.
+    /// - Throws: `EncoderError.bufferSize` for mis-sized buffers, `.invalidBatch` when
+    ///   `activations` holds no forward.
+    @discardableResult
+    public func backward(
+        outputGradient: UnsafePointer<Float>, activations: EncoderActivations, gradients: FloatBuffer, trainable: TrainableParameters
+    ) throws -> BackwardSummary {
+        guard let batch = activations.batch, let embedding = activations.embeddings, let d = activations.scratch else {
+            throw EncoderError.invalidBatch("backward called before a training forward")
+        }
+        guard gradients.count == layout.totalCount else {
+            throw EncoderError.bufferSize(what: "gradient block", expected: layout.totalCount, found: gradients.count)
+        }
+        guard trainable.flags.count == layout.views.count else {
+            throw EncoderError.bufferSize(what: "trainable flags", expected: layout.views.count, found: trainable.flags.count)
+        }
+        guard let lowest = trainable.lowestTrainableStage(layout) else {
+            return BackwardSummary(touchedWordRows: [], lowestStage: nil)
+        }
+        let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize, h = config.numAttentionHeads
+        let p = parameters.pointer, g = gradients.pointer
+        let dropout = activations.dropout
+        let hiddenScale = 1 / (1 - dropout.hiddenProbability), attentionScale = 1 / (1 - dropout.attentionProbability)
+        let trainableOffsets = Set(layout.views.enumerated().filter { trainable.flags[$0.offset] }.map { $0.element.offset })
+        /// The gradient slot of the parameter starting at `offset`, or nil if it is frozen.
+        func gradient(_ offset: Int) -> UnsafeMutablePointer<Float>? {
+            trainableOffsets.contains(offset) ? g + offset : nil
+        }
+
+        var current = d.current, next = d.next
+        current.update(from: outputGradient, count: n * c)
+        for index in stride(from: config.numHiddenLayers - 1, through: max(lowest, 0), by: -1) {
+            let a = activations.layers[index], w = layout.layers[index]
+            let needInput = index > lowest
+            // y = LayerNorm(outputSum), outputSum = attentionNorm + dropout(projection)
+            d.sum.update(repeating: 0, count: n * c)
+            layerNormBackward(dinp: d.sum, dweight: gradient(w.outputNormWeight), dbias: gradient(w.outputNormBias), dout: current,
+                              inp: a.outputSum, weight: p + w.outputNormWeight, mean: a.outputMean!, rstd: a.outputRstd!, rows: n, channels: c)
+            d.norm.update(from: d.sum, count: n * c)
+            d.branch.update(repeating: 0, count: n * c)
+            dropoutBackward(d.branch, d.sum, mask: a.outputDropMask, scale: hiddenScale, count: n * c)
+            // projection = activated Wout^T + bout; activated = act(intermediate)
+            d.activated.update(repeating: 0, count: n * i)
+            linearBackward(dinp: d.activated, dweight: gradient(w.outputWeight), dbias: gradient(w.outputBias), dout: d.branch,
+                           inp: a.activated, weight: p + w.outputWeight, rows: n, inChannels: i, outChannels: c)
+            d.intermediate.update(repeating: 0, count: n * i)
+            activationBackward(d.intermediate, a.intermediate, d.activated, count: n * i, activation: config.activation)
+            linearBackward(dinp: d.norm, dweight: gradient(w.intermediateWeight), dbias: gradient(w.intermediateBias), dout: d.intermediate,
+                           inp: a.attentionNorm, weight: p + w.intermediateWeight, rows: n, inChannels: c, outChannels: i)
+            // attentionNorm = LayerNorm(attentionSum), attentionSum = input + dropout(projection)
+            d.sum.update(repeating: 0, count: n * c)
+            layerNormBackward(dinp: d.sum, dweight: gradient(w.attentionNormWeight), dbias: gradient(w.attentionNormBias), dout: d.norm,
+                              inp: a.attentionSum, weight: p + w.attentionNormWeight, mean: a.attentionMean!, rstd: a.attentionRstd!, rows: n, channels: c)
+            if needInput { next.update(from: d.sum, count: n * c) }
+            d.branch.update(repeating: 0, count: n * c)
+            dropoutBackward(d.branch, d.sum, mask: a.attentionDropMask, scale: hiddenScale, count: n * c)
+            d.context.update(repeating: 0, count: n * c)
+            linearBackward(dinp: d.context, dweight: gradient(w.attentionOutputWeight), dbias: gradient(w.attentionOutputBias), dout: d.branch,
+                           inp: a.context, weight: p + w.attentionOutputWeight, rows: n, inChannels: c, outChannels: c)
+            d.qkv.update(repeating: 0, count: 3 * n * c)
+            attentionBackward(d.qkv, dout: d.context, qkv: a.qkv, probabilities: a.probabilities!, dropoutMask: a.attentionMask,
+                              dropoutScale: attentionScale, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h)
+            qkvBackward(dinp: needInput ? next : nil, dqkv: d.qkv, input: a.input, layer: w, gradient: gradient, rows: n)
+            swap(&current, &next)
+        }
+        var touched: [Int32] = []
+        if lowest == -1 {
+            let e = layout.embeddings
+            d.branch.update(repeating: 0, count: n * c)
+            dropoutBackward(d.branch, current, mask: embedding.dropMask, scale: hiddenScale, count: n * c)
+            let tables = [gradient(e.word), gradient(e.position), gradient(e.tokenType)]
+            let anyTable = tables.contains { $0 != nil }
+            d.sum.update(repeating: 0, count: n * c)
+            layerNormBackward(dinp: anyTable ? d.sum : nil, dweight: gradient(e.normWeight), dbias: gradient(e.normBias), dout: d.branch,
+                              inp: embedding.sum, weight: p + e.normWeight, mean: embedding.mean!, rstd: embedding.rstd!, rows: n, channels: c)
+            if anyTable {
+                embeddingsBackward(dwordTable: tables[0], dpositionTable: tables[1], dtokenTypeTable: tables[2], dout: d.sum,
+                                   tokenIds: batch.tokenIds, positions: batch.positions, tokenTypes: batch.tokenTypeIds, tokens: n, channels: c)
+            }
+            if tables[0] != nil { touched = Array(Set(batch.tokenIds)).sorted() }
+        }
+        return BackwardSummary(touchedWordRows: touched, lowestStage: lowest)
+    }
+
+    /// Backward of the fused query/key/value projection. The three weights share one GEMM
+    /// when all are trainable; otherwise the fused gradient goes to a temporary and only the
+    /// trainable parts are added.
+    private func qkvBackward(
+        dinp: UnsafeMutablePointer<Float>?, dqkv: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>,
+        layer w: LayerOffsets, gradient: (Int) -> UnsafeMutablePointer<Float>?, rows n: Int
+    ) {
+        let c = config.hiddenSize, p = parameters.pointer
+        let weightSlots = (0..<3).map { gradient(w.qkvWeight + $0 * c * c) }
+        let biasSlots = (0..<3).map { gradient(w.qkvBias + $0 * c) }
+        let allWeights = weightSlots.allSatisfy { $0 != nil }, allBiases = biasSlots.allSatisfy { $0 != nil }
+        linearBackward(dinp: dinp, dweight: allWeights ? weightSlots[0] : nil, dbias: allBiases ? biasSlots[0] : nil, dout: dqkv,
+                       inp: input, weight: p + w.qkvWeight, rows: n, inChannels: c, outChannels: 3 * c)
+        let partialWeights = !allWeights && weightSlots.contains { $0 != nil }
+        let partialBiases = !allBiases && biasSlots.contains { $0 != nil }
+        guard partialWeights || partialBiases else { return }
+        let temporary = FloatBuffer(count: 3 * c * c + 3 * c)
+        linearBackward(dinp: nil, dweight: partialWeights ? temporary.pointer : nil, dbias: partialBiases ? temporary.pointer + 3 * c * c : nil,
+                       dout: dqkv, inp: input, weight: p + w.qkvWeight, rows: n, inChannels: c, outChannels: 3 * c)
+        for part in 0..<3 {
+            if partialWeights, let slot = weightSlots[part] {
+                for index in 0..<(c * c) { slot[index] += temporary.pointer[part * c * c + index] }
+            }
+            if partialBiases, let slot = biasSlots[part] {
+                for index in 0..<c { slot[index] += temporary.pointer[3 * c * c + part * c + index] }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+// Fully connected layer in PyTorch's layout (weight [out, in]), forward and backward.
+//
+// Dimension legend: N rows (tokens), C input channels, OC output channels.
+
+/// out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be nil).
+public func linearForward(
+    _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inChannels: Int, outChannels: Int
+) {
+    if let bias {
+        // Seed every row with the bias and let the GEMM accumulate onto it (beta = 1).
+        KernelThreads.parallelRanges(rows, minimumChunk: 256) { range in
+            for row in range { (out + row * outChannels).update(from: bias, count: outChannels) }
+        }
+    }
+    parallelGemm(out, ldc: outChannels, inp, lda: inChannels, transposeA: false, weight, ldb: inChannels, transposeB: true,
+                 m: rows, n: outChannels, k: inChannels, beta: bias == nil ? 0 : 1)
+}
+
+/// Backward of `linearForward`, each output optional (nil: not wanted):
+///   dinp[N,C] += dout[N,OC] @ weight[OC,C]
+///   dweight[OC,C] += dout^T @ inp
+///   dbias[OC] += column sums of dout
+public func linearBackward(
+    dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
+    dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    rows: Int, inChannels: Int, outChannels: Int
+) {
+    if let dinp {
+        parallelGemm(dinp, ldc: inChannels, dout, lda: outChannels, transposeA: false, weight, ldb: inChannels, transposeB: false,
+                     m: rows, n: inChannels, k: outChannels, beta: 1)
+    }
+    if let dweight {
+        parallelGemm(dweight, ldc: inChannels, dout, lda: outChannels, transposeA: true, inp, ldb: inChannels, transposeB: false,
+                     m: outChannels, n: inChannels, k: rows, beta: 1)
+    }
+    if let dbias { columnSums(dbias, dout, rows: rows, columns: outChannels) }
+}
+
+/// sums[columns] += sum over rows of matrix[rows, columns]; columns split across workers.
+public func columnSums(_ sums: UnsafeMutablePointer<Float>, _ matrix: UnsafePointer<Float>, rows: Int, columns: Int) {
+    let blocks = columns / 8
+    KernelThreads.parallelRanges(blocks, minimumChunk: 16) { range in
+        for block in range {
+            var total = Float8()
+            for row in 0..<rows { total += load8(matrix + row * columns + block * 8) }
+            store8(load8(sums + block * 8) + total, sums + block * 8)
+        }
+    }
+    for column in (blocks * 8)..<columns {
+        var total: Float = 0
+        for row in 0..<rows { total += matrix[row * columns + column] }
+        sums[column] += total
+    }
+}

@@ -1,0 +1,355 @@
+import Encoder
+import Foundation
+import Kernels
+import PluginHost
+import SafeTensors
+
+/// What a checkpoint records besides tensors, so that a resumed run continues exactly.
+struct TrainerScalars: Codable {
+    var step: Int
+    var sampler: SamplerState
+    var bestValue: Double?
+    var bestStep: Int?
+    var evaluationsWithoutImprovement: Int
+    var trainedSequences: Int
+    var trainingSeconds: Double
+}
+
+/// Trains one shared encoder and one plugin head per task from a run config: samples mixed
+/// batches, runs the encoder once per batch, gives each head its rows, combines the losses,
+/// backpropagates, clips, steps AdamW on the schedule, evaluates, checkpoints.
+public final class MultiTaskTrainer {
+    public let config: RunConfig
+    public let model: MultiTaskModel
+    public let tasks: [PreparedTask]
+    public let totalSteps: Int
+    public let outputDirectory: URL
+    public var log: (String) -> Void
+
+    private var sampler: TaskSampler
+    private let samplerConfiguration: SamplerConfiguration
+    private let optimizer: AdamW
+    private let lossWeighting: any LossWeighting
+    private let schedule: LearningRateSchedule
+    private let trainable: TrainableParameters
+    private let encoderGradients: FloatBuffer
+    private let activations = EncoderActivations()
+    private var hiddenGradients = FloatBuffer(count: 0)
+    private var scalars: TrainerScalars
+
+    /// Loads the encoder, the plugins and the data, tokenises (cached), creates the heads and
+    /// lets them see their training targets.
+    public init(config: RunConfig, outputDirectory: URL? = nil, log: @escaping (String) -> Void) throws {
+        self.config = config
+        self.log = log
+        self.outputDirectory = URL(fileURLWithPath: outputDirectory?.path ?? config.output)
+        let (model, ignored) = try MultiTaskModel.loadEncoder(directory: URL(fileURLWithPath: config.model), pluginPaths: config.pluginPaths)
+        if !ignored.isEmpty { log("encoder: ignored \(ignored.map(\.name).joined(separator: ", ")) (not used by the encoder)") }
+        for refusal in model.registry.refusals { log("plugins: \(refusal)") }
+        self.model = model
+
+        var loader = DatasetLoader(skipMalformedRows: config.training.skipMalformedRows)
+        let data = try loader.load(config)
+        if data.skippedRowCount > 0 { log("data: skipped \(data.skippedRowCount) malformed rows (skip_malformed_rows is on)") }
+        let tokenization = try TaskTokenization(tokenizer: model.tokenizer, modelDirectory: URL(fileURLWithPath: config.model),
+                                                maxLength: config.maxLength)
+        let cache = TokenizationCache(directory: config.cacheDirectory)
+        var prepared: [PreparedTask] = []
+        for (index, taskData) in data.tasks.enumerated() {
+            func tokenized(_ split: TaskDataset?) throws -> PreparedSplit? {
+                guard let split else { return nil }
+                let (tokens, _) = try cache.tokenized(split, fields: taskData.config.fields, vocabularyChecksum: tokenization.vocabularyChecksum,
+                                                      maxLength: config.maxLength, tokenize: tokenization.tokenize)
+                return PreparedSplit(examples: split.examples, tokens: tokens)
+            }
+            guard let train = try tokenized(taskData.train) else { continue }
+            try model.addHead(task: taskData.config, labelNames: taskData.labelNames, outputCount: taskData.outputCount,
+                              classWeights: taskData.classWeights, seed: config.training.seed &+ UInt64(index + 1))
+            let head = model.heads[index]
+            let targets = try train.examples.enumerated().map { example, row in
+                let wordIds = head.isTokenLevel ? Array(train.tokens[example].wordIds) : nil
+                return try head.instance.encodeTarget(label: JSONValue(parsing: row.label.jsonNode(labelNames: taskData.labelNames).jsonText),
+                                                      wordIds: wordIds)
+            }
+            try head.instance.prepare(targets: HeadTargets.concatenating(targets))
+            prepared.append(PreparedTask(data: taskData, train: train, dev: try tokenized(taskData.dev),
+                                         test: try tokenized(taskData.test), trainTargets: targets))
+            log("task \(taskData.config.name): \(train.examples.count) training rows, \(train.tokens.tokenCount) tokens; head \(head.instance.component.id)")
+        }
+        tasks = prepared
+
+        let settings = config.training
+        samplerConfiguration = SamplerConfiguration(data: data, settings: settings)
+        sampler = try TaskSampler(configuration: samplerConfiguration)
+        switch settings.length {
+        case .steps(let steps): totalSteps = steps
+        case .epochs(let epochs): totalSteps = epochs * sampler.stepsPerEpoch(batchSize: settings.batchSize * settings.gradientAccumulation)
+        }
+        lossWeighting = try LossWeightingRegistry.make(settings.lossWeighting, tasks: config.tasks)
+        trainable = .all(model.encoder.layout)
+        encoderGradients = FloatBuffer(count: model.encoder.layout.totalCount)
+        optimizer = try AdamW(groups: model.parameterGroups(optimizer: settings.optimizer, encoderGradients: encoderGradients,
+                                                            trainable: trainable, lossWeighting: lossWeighting.parameters),
+                              settings: AdamWSettings(beta1: settings.optimizer.beta1, beta2: settings.optimizer.beta2,
+                                                      epsilon: settings.optimizer.epsilon))
+        let kind: LearningRateSchedule.Kind = switch settings.schedule.kind {
+        case .constant: .constant
+        case .linear: .linear
+        case .cosine: .cosine
+        }
+        schedule = LearningRateSchedule(kind: kind, warmupSteps: settings.schedule.warmupSteps(totalSteps: totalSteps), totalSteps: totalSteps)
+        try schedule.validate()
+        scalars = TrainerScalars(step: 0, sampler: sampler.state, bestValue: nil, bestStep: nil,
+                                 evaluationsWithoutImprovement: 0, trainedSequences: 0, trainingSeconds: 0)
+    }
+
+    // MARK: - One optimizer step
+
+    /// Forward and backward over one sampled batch; gradients accumulate.
+    /// - Returns: each task's loss (nil for tasks absent from the batch).
+    private func accumulate(_ sampled: SampledBatch, microBatch: Int) throws -> [Float?] {
+        let batch = try AssembledBatch(parts: sampled.parts.map { part in
+            (part.task, part.examples, tasks[part.task].train.tokens, model.heads[part.task].isTokenLevel)
+        })
+        let encoderConfig = model.encoder.config
+        let dropout = DropoutSettings(
+            seed: dropoutSeed(base: config.training.seed, counter: UInt64(scalars.step * config.training.gradientAccumulation + microBatch)),
+            hiddenProbability: encoderConfig.hiddenDropoutProb, attentionProbability: encoderConfig.attentionProbsDropoutProb)
+        let hidden = try model.encoder.forward(batch.packed, activations: activations, dropout: dropout)
+        let width = encoderConfig.hiddenSize
+
+        // Heads forward and loss, per task.
+        var losses = [Float?](repeating: nil, count: tasks.count)
+        var pending: [(part: AssembledBatch.Part, saved: SavedState?, gradient: [Float], features: UnsafeBufferPointer<Float>)] = []
+        for part in batch.parts {
+            let head = model.heads[part.task]
+            let features = UnsafeBufferPointer(rebasing: hidden[(part.tokenRange.lowerBound * width)..<(part.tokenRange.upperBound * width)])
+            let (outputs, saved) = try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets,
+                                                             wordIds: part.wordIds, training: true)
+            let targets = try HeadTargets.concatenating(part.examples.map { tasks[part.task].trainTargets[$0] })
+            let (loss, gradient) = try head.instance.loss(outputs: outputs, targets: targets)
+            guard loss.isFinite else { throw TrainerError.nonFiniteLoss(step: scalars.step + 1, task: head.task) }
+            losses[part.task] = Float(loss)
+            pending.append((part, saved, gradient, features))
+        }
+
+        // Combine, then backward through each head into its slice of d(hidden), then the encoder.
+        let combination = lossWeighting.combine(losses: losses)
+        lossWeighting.parameters?.accumulate(combination)
+        let count = batch.packed.tokenCount * width
+        if hiddenGradients.count < count { hiddenGradients = FloatBuffer(count: count) }
+        let accumulationScale = 1 / Float(config.training.gradientAccumulation)
+        for item in pending {
+            let scale = combination.lossGradients[item.part.task] * accumulationScale
+            let destination = UnsafeMutableBufferPointer(start: hiddenGradients.pointer + item.part.tokenRange.lowerBound * width,
+                                                         count: item.part.tokenRange.count * width)
+            try model.heads[item.part.task].instance.backward(item.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
+                                                              wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale },
+                                                              featureGradient: destination)
+        }
+        _ = try model.encoder.backward(outputGradient: hiddenGradients.pointer, activations: activations,
+                                       gradients: encoderGradients, trainable: trainable)
+        return losses
+    }
+
+    /// One optimizer step over `gradient_accumulation` sampled batches.
+    private func step() throws -> (losses: [Float?], sequences: Int, gradientNorm: Float) {
+        var sums = [Float?](repeating: nil, count: tasks.count)
+        var sequences = 0
+        for microBatch in 0..<config.training.gradientAccumulation {
+            let sampled = sampler.nextBatch(size: config.training.batchSize, mixing: config.training.mixing)
+            sequences += sampled.exampleCount
+            for (task, loss) in try accumulate(sampled, microBatch: microBatch).enumerated() {
+                if let loss { sums[task] = (sums[task] ?? 0) + loss / Float(config.training.gradientAccumulation) }
+            }
+        }
+        let norm = config.training.clipNorm.map { optimizer.clipGradientNorm(maxNorm: Float($0)) } ?? optimizer.gradientNorm()
+        guard norm.isFinite else {
+            optimizer.zeroGradients()
+            throw TrainingError.nonFiniteGradient(step: scalars.step + 1, norm: norm)
+        }
+        optimizer.step(learningRateMultiplier: schedule.multiplier(afterSteps: scalars.step))
+        optimizer.zeroGradients()
+        scalars.step += 1
+        return (sums, sequences, norm)
+    }
+
+    // MARK: - The run
+
+    /// Trains to the end (or early stopping), evaluating and checkpointing on schedule.
+    /// - Parameter resume: a checkpoint directory written by an earlier run of the same config.
+    public func run(resume: URL? = nil) throws -> RunSummary {
+        let started = Date()
+        let store = CheckpointStore(outputDirectory: outputDirectory)
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        if let resume { try restore(from: resume) }
+        let metrics = try MetricsLog(url: outputDirectory.appendingPathComponent(MetricsLog.fileName),
+                                     resumingAfter: resume == nil ? nil : scalars.step)
+        let progress = ProgressReporter(totalSteps: totalSteps, startStep: scalars.step, logEvery: config.training.logInterval)
+        let evaluator = try Evaluator(model: model)
+        let settings = config.training
+        let names = tasks.map(\.data.config.name)
+        var window = [Double](repeating: 0, count: tasks.count), windowCounts = [Int](repeating: 0, count: tasks.count)
+        var stopEarly = false
+        var evaluationSeconds = 0.0
+        log("training \(totalSteps) steps, batch \(settings.batchSize) x \(settings.gradientAccumulation), \(tasks.count) tasks")
+
+        while scalars.step < totalSteps && !stopEarly {
+            let stepStart = MetricsLog.monotonicSeconds()
+            let result = try step()
+            scalars.trainingSeconds += MetricsLog.monotonicSeconds() - stepStart
+            scalars.trainedSequences += result.sequences
+            var total = 0.0
+            for (task, loss) in result.losses.enumerated() {
+                guard let loss else { continue }
+                window[task] += Double(loss); windowCounts[task] += 1; total += Double(loss)
+            }
+            progress.update(step: scalars.step, loss: total, sequences: result.sequences)
+
+            if scalars.step % settings.logInterval == 0 || scalars.step == totalSteps {
+                var taskValues: [String: [String: Double]] = [:]
+                for task in tasks.indices where windowCounts[task] > 0 {
+                    taskValues[names[task]] = ["loss": window[task] / Double(windowCounts[task])]
+                }
+                var values = ["learning_rate_multiplier": schedule.multiplier(afterSteps: scalars.step - 1),
+                              "gradient_norm": Double(result.gradientNorm),
+                              "sequences_per_second": Double(scalars.trainedSequences) / max(scalars.trainingSeconds, 1e-9)]
+                if let weights = lossWeighting.parameters {
+                    for (index, name) in weights.names.enumerated() { values["loss_weighting.\(name)"] = Double(weights.values[index]) }
+                }
+                try metrics.append(step: scalars.step, kind: .train, tasks: taskValues, values: values)
+                window = window.map { _ in 0 }; windowCounts = windowCounts.map { _ in 0 }
+            }
+
+            let evaluateNow = settings.evalInterval.map { scalars.step % $0 == 0 } ?? false
+            if evaluateNow || scalars.step == totalSteps, tasks.contains(where: { $0.dev != nil }) {
+                let evalStart = MetricsLog.monotonicSeconds()
+                let report = try evaluator.evaluate(tasks, split: .dev)
+                evaluationSeconds += MetricsLog.monotonicSeconds() - evalStart
+                try metrics.append(step: scalars.step, kind: .eval, tasks: report.dictionary, values: ["overall": report.overall])
+                progress.log("step \(scalars.step): dev \(report.oneLine)")
+                stopEarly = try noteEvaluation(report, store: store)
+            }
+            if evaluateNow || scalars.step == totalSteps {
+                scalars.sampler = sampler.state
+                _ = try store.save(try checkpointContents(), as: CheckpointStore.stepName(scalars.step))
+                _ = try store.pruneStepCheckpoints(keepingLast: 1)
+            }
+        }
+        progress.finish()
+        if stopEarly { log("early stopping at step \(scalars.step): no improvement in \(settings.earlyStopping.metric) for \(settings.earlyStopping.patience ?? 0) evaluations") }
+        scalars.sampler = sampler.state
+        _ = try store.save(try checkpointContents(), as: "final")
+
+        // Test sets, with the best checkpoint's weights when there is one.
+        let evalStart = MetricsLog.monotonicSeconds()
+        var testReport: EvaluationReport?
+        if tasks.contains(where: { $0.test != nil }) {
+            let bestModel = (try? store.load("best", verification: .sizes)) != nil
+                ? try MultiTaskModel.load(checkpoint: store.directory.appendingPathComponent("best"), pluginPaths: config.pluginPaths)
+                : model
+            let report = try Evaluator(model: bestModel).evaluate(tasks, split: .test)
+            try metrics.append(step: scalars.step, kind: .test, tasks: report.dictionary, values: ["overall": report.overall])
+            log("test (\(bestModel === model ? "final" : "best") weights): \(report.oneLine)")
+            testReport = report
+        }
+        evaluationSeconds += MetricsLog.monotonicSeconds() - evalStart
+
+        let records = try MetricsLog.read(metrics.url)
+        var summary = RunSummary(runName: URL(fileURLWithPath: config.file).deletingPathExtension().lastPathComponent, totalSteps: totalSteps)
+        summary.completedSteps = scalars.step
+        summary.started = ISO8601DateFormatter().string(from: started)
+        summary.finished = ISO8601DateFormatter().string(from: Date())
+        summary.bestStep = scalars.bestStep
+        summary.bestMetricName = settings.earlyStopping.metric
+        summary.tasks = RunSummary.taskResults(from: records, devStep: scalars.bestStep)
+        summary.timings = RunSummary.Timings(wallSeconds: Date().timeIntervalSince(started), trainingSeconds: scalars.trainingSeconds,
+                                             evaluationSeconds: evaluationSeconds,
+                                             sequencesPerSecond: Double(scalars.trainedSequences) / max(scalars.trainingSeconds, 1e-9))
+        try summary.write(to: outputDirectory)
+        try SVGPlot.trainingCurves(from: records).write(to: outputDirectory.appendingPathComponent(SVGPlot.fileName))
+        _ = testReport
+        return summary
+    }
+
+    /// Tracks the best dev score; saves "best" on improvement. Returns whether to stop early.
+    private func noteEvaluation(_ report: EvaluationReport, store: CheckpointStore) throws -> Bool {
+        let stopping = config.training.earlyStopping
+        guard let value = report.value(named: stopping.metric) else { return false }
+        let better: Bool = switch (scalars.bestValue, stopping.mode) {
+        case (nil, _): true
+        case (let best?, .max): value > best + stopping.minimumDelta
+        case (let best?, .min): value < best - stopping.minimumDelta
+        }
+        if better {
+            scalars.bestValue = value
+            scalars.bestStep = scalars.step
+            scalars.evaluationsWithoutImprovement = 0
+            scalars.sampler = sampler.state
+            _ = try store.save(try checkpointContents(), as: "best")
+            return false
+        }
+        scalars.evaluationsWithoutImprovement += 1
+        return stopping.patience.map { scalars.evaluationsWithoutImprovement >= $0 } ?? false
+    }
+
+    // MARK: - Checkpoints
+
+    private func checkpointContents() throws -> CheckpointContents {
+        var writer = SafeTensorsWriter()
+        try optimizer.writeState(into: &writer)
+        if let weights = lossWeighting.parameters {
+            try writer.add("loss_weighting.values", shape: [weights.parameterCount], floats: Array(weights.values))
+        }
+        let encoder = model.encoder
+        return CheckpointContents(
+            step: scalars.step,
+            writeEncoder: { directory in
+                try encoder.saveWeights(to: directory.appendingPathComponent("model.safetensors"))
+                let configData = try Data(contentsOf: URL(fileURLWithPath: self.config.model).appendingPathComponent("config.json"))
+                try configData.write(to: directory.appendingPathComponent("config.json"))
+            },
+            tokenizerDirectory: model.tokenizerDirectory,
+            heads: try model.headSnapshots(),
+            trainerState: try TrainerStateSnapshot(writer: writer, scalars: scalars))
+    }
+
+    /// Puts weights, optimizer moments, loss weights, sampler and counters back as they were
+    /// when `directory` was saved.
+    private func restore(from directory: URL) throws {
+        let loaded = try CheckpointStore.load(directory: directory, verification: .full)
+        guard let state = loaded.trainerState else {
+            throw TrainerError.resume("\(directory.path) has no trainer state (it is an exported model, not a training checkpoint)")
+        }
+        let weights = try SafeTensorsFile(contentsOf: loaded.encoderDirectory.appendingPathComponent("model.safetensors"))
+        _ = try model.encoder.loadWeights(from: weights)
+        for head in model.heads {
+            let saved = try loaded.head(head.task)
+            for parameter in head.instance.parameters.parameters {
+                try saved.weights.copyFloats(parameter.name, into: head.instance.parameters.values(of: parameter))
+            }
+        }
+        try optimizer.readState(from: state.tensors)
+        if let weightsParameters = lossWeighting.parameters {
+            try state.tensors.copyFloats("loss_weighting.values", into: weightsParameters.values)
+        }
+        scalars = try state.scalars(as: TrainerScalars.self)
+        sampler = try TaskSampler(configuration: samplerConfiguration, restoring: scalars.sampler)
+        log("resumed from \(directory.path) at step \(scalars.step)")
+    }
+}
+
+extension EvaluationReport {
+    /// task -> metric -> value, for metrics.jsonl.
+    var dictionary: [String: [String: Double]] {
+        Dictionary(uniqueKeysWithValues: tasks.map { scores in
+            (scores.task, Dictionary(uniqueKeysWithValues: scores.values.map { ($0.metric.rawValue, $0.value) }))
+        })
+    }
+
+    /// "supersense macro_f1 0.512 · depth spearman 0.61 · overall 0.56"
+    var oneLine: String {
+        (tasks.map { "\($0.task) \($0.primaryMetric.rawValue) \(String(format: "%.3f", $0.primaryValue))" }
+            + ["overall \(String(format: "%.3f", overall))"]).joined(separator: " · ")
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// Options naming a trained model directory (a checkpoint written by `polyhead train`).
+struct TrainedModelOptions: ParsableArguments {
+    @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best.")
+    var model: String
+
+    @OptionGroup var plugins: PluginPathOptions
+
+    func load(tasks: [String]?) throws -> MultiTaskModel {
+        try MultiTaskModel.load(checkpoint: URL(fileURLWithPath: model), pluginPaths: plugins.pluginPaths, tasks: tasks)
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Run the encoder once per text and every requested head on it; print one JSON line per text.",
+        discussion: """
+        Each line is {"text": ..., TASK: PREDICTION, ...} where PREDICTION is the head's own \
+        description, e.g. {"label": "noun.animal", "score": 0.93} or {"value": 7.2}. Token \
+        heads label the text's whitespace-separated words.
+        """)
+
+    @OptionGroup var trained: TrainedModelOptions
+
+    @Option(name: .customLong("task"), help: "A task to predict (repeatable; default: every head).")
+    var tasks: [String] = []
+
+    @Option(help: "One text to predict.")
+    var text: String?
+
+    @Option(help: "A JSONL file with one text per line.")
+    var input: String?
+
+    @Option(help: "The field holding the text in --input lines.")
+    var textField = "text"
+
+    @Option(help: "The field holding the second text of a pair, if any.")
+    var pairField: String?
+
+    @Option(help: "Token limit per text (default: 128).")
+    var maxLength = 128
+
+    @Option(help: "Write here instead of standard output.")
+    var output: String?
+
+    func validate() throws {
+        guard (text == nil) != (input == nil) else { throw ValidationError("give exactly one of --text and --input") }
+    }
+
+    func run() throws {
+        let model = try trained.load(tasks: tasks.isEmpty ? nil : tasks)
+        var rows: [(text: String, pair: String?)] = []
+        if let text {
+            rows = [(text, nil)]
+        } else if let input {
+            rows = try readJSONLines(input).map { record in
+                (try record.string(textField, in: input), try pairField.map { try record.string($0, in: input) })
+            }
+        }
+        let predictor = try Predictor(model: model, maxLength: maxLength)
+        var writer = JSONLWriter()
+        for (index, predictions) in try predictor.predict(rows).enumerated() {
+            var line: [String: Any] = ["text": rows[index].text]
+            for (task, json) in predictions {
+                line[task] = try JSONSerialization.jsonObject(with: Data(json.utf8))
+            }
+            try writer.append(line)
+        }
+        try writer.finish(to: output)
+    }
+}

@@ -1,6 +1,0 @@
-import XCTest
-@testable import Encoder
-
-final class EncoderPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

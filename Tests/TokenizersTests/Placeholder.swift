@@ -1,6 +1,0 @@
-import XCTest
-@testable import Tokenizers
-
-final class TokenizersPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}
