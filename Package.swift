@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Tokenizers", "SafeTensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SafeTensors"]),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SafeTensors", "Encoder"]),
     ]
 )
 

@@ -180,9 +180,10 @@ final class LoRAPEFTTests: XCTestCase {
 
     // MARK: Export
 
-    /// A fixed adapter on the tiny BERT's layer 1 (query, key, intermediate).
-    private func fixedAdapter(name: String = "export") throws -> AdapterInstance {
-        let adapter = try AdapterInstance(component: Self.lora, name: name,
+    /// A fixed adapter on the tiny BERT's layer 1 (query, key, intermediate): the one in
+    /// Tests/Fixtures/lora/polyhead-export.
+    static func fixedAdapter(name: String = "export") throws -> AdapterInstance {
+        let adapter = try AdapterInstance(component: lora, name: name,
                                           configJSON: #"{"rank": 4, "alpha": 8, "dropout": 0.05, "targets": ["query", "key", "intermediate"], "layers": [1]}"#,
                                           inputWidth: 32, sites: Self.tinySites)
         var random = TestRandom(seed: 91)
@@ -197,7 +198,7 @@ final class LoRAPEFTTests: XCTestCase {
     /// bytes are those of the committed export that scripts/reference/lora_fixtures.py checked
     /// with PeftModel (POLYHEAD_RECORD_LORA_FIXTURES=1 rewrites them).
     func testExportLoadsBackAndMatchesTheExportPEFTVerified() throws {
-        let adapter = try fixedAdapter()
+        let adapter = try Self.fixedAdapter()
         let directory = try temporaryDirectory().appendingPathComponent("adapter")
         try PEFTAdapterFormat.export(adapter, to: directory, baseModel: "Tests/Fixtures/lora/tiny-bert")
 
@@ -259,13 +260,13 @@ final class LoRAPEFTTests: XCTestCase {
     /// One adapter per task: each in its own directory, named after the instance.
     func testExportEachTaskAdapterIntoItsOwnDirectory() throws {
         let directory = try temporaryDirectory()
-        try PEFTAdapterFormat.exportEach([fixedAdapter(name: "topics"), fixedAdapter(name: "tags")], to: directory, baseModel: nil)
+        try PEFTAdapterFormat.exportEach([Self.fixedAdapter(name: "topics"), Self.fixedAdapter(name: "tags")], to: directory, baseModel: nil)
         for task in ["topics", "tags"] {
             let imported = try PEFTAdapterFormat.read(from: directory.appendingPathComponent(task), sites: Self.tinySites)
             XCTAssertEqual(imported.targets, ["query", "key", "intermediate"])
             XCTAssertEqual(imported.layers, [1])
         }
-        XCTAssertThrowsError(try PEFTAdapterFormat.exportEach([fixedAdapter(name: "same"), fixedAdapter(name: "same")], to: directory, baseModel: nil)) {
+        XCTAssertThrowsError(try PEFTAdapterFormat.exportEach([Self.fixedAdapter(name: "same"), Self.fixedAdapter(name: "same")], to: directory, baseModel: nil)) {
             assertOneLine($0, contains: ["share a name"])
         }
     }
