@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "ClassificationHead", type: .dynamic, targets: ["ClassificationHead"]),
         .library(name: "RegressionHead", type: .dynamic, targets: ["RegressionHead"]),
         .library(name: "TokenClassificationHead", type: .dynamic, targets: ["TokenClassificationHead"]),
+        // Router and adapter plugins, loaded the same way.
+        .library(name: "MMoERouter", type: .dynamic, targets: ["MMoERouter"]),
+        .library(name: "LoRAAdapter", type: .dynamic, targets: ["LoRAAdapter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,7 +36,8 @@ let package = Package(
         .target(name: "Tokenizers", swiftSettings: fast),
         .target(name: "Encoder", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
         .target(name: "CFFIShims", dependencies: ["CFFI"]),
-        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS"], swiftSettings: fast),
+        // SafeTensors: adapters export and import in PEFT's layout (PEFTAdapterFormat.swift).
+        .target(name: "PluginHost", dependencies: ["CPolyhead", "CFFI", "CFFIShims", "COpenBLAS", "SafeTensors"], swiftSettings: fast),
 
         // Plugins see CPolyhead and nothing else of Polyhead; PluginSupport is linked
         // statically into each (shared head math), never into the host.
@@ -44,6 +48,10 @@ let package = Package(
                 path: "Plugins/RegressionHead", swiftSettings: fast),
         .target(name: "TokenClassificationHead", dependencies: ["CPolyhead", "PluginSupport"],
                 path: "Plugins/TokenClassificationHead", swiftSettings: fast),
+        .target(name: "MMoERouter", dependencies: ["CPolyhead", "PluginSupport"],
+                path: "Plugins/MMoERouter", swiftSettings: fast),
+        .target(name: "LoRAAdapter", dependencies: ["CPolyhead", "PluginSupport"],
+                path: "Plugins/LoRAAdapter", swiftSettings: fast),
         .target(name: "Training", dependencies: [
             "Kernels", "Encoder", "Tokenizers", "PluginHost", "SafeTensors",
             .product(name: "Yams", package: "Yams"),
@@ -59,7 +67,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Tokenizers", "SafeTensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost"]),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SafeTensors", "Encoder"]),
     ]
 )
 

@@ -87,8 +87,8 @@ public final class BoundParameter {
     public let name: String
     public let shape: [Int]
     public let trainable: Bool
-    public fileprivate(set) var values: UnsafeMutablePointer<Float>? = nil
-    public fileprivate(set) var gradients: UnsafeMutablePointer<Float>? = nil
+    public internal(set) var values: UnsafeMutablePointer<Float>? = nil
+    public internal(set) var gradients: UnsafeMutablePointer<Float>? = nil
     public var count: Int { shape.reduce(1, *) }
     init(name: String, shape: [Int], trainable: Bool) {
         self.name = name
