@@ -52,11 +52,13 @@ public final class BertEncoder: @unchecked Sendable {
     // MARK: Forward
 
     /// Eval-mode forward (no dropout, nothing kept for backward).
-    /// - Parameter workspace: scratch memory to reuse across calls (one per thread); a
-    ///   fresh one is used when nil.
+    /// - Parameters:
+    ///   - workspace: scratch memory to reuse across calls (one per thread); a fresh one is
+    ///     used when nil.
+    ///   - adapters: adapters adding to the linear layers they hook.
     /// - Returns: last_hidden_state, (N * C) floats in packed token order.
     /// - Throws: `EncoderError.invalidBatch` for ids or lengths the model cannot take.
-    public func infer(_ batch: PackedBatch, workspace: InferenceWorkspace? = nil) throws -> [Float] {
+    public func infer(_ batch: PackedBatch, workspace: InferenceWorkspace? = nil, adapters: [EncoderAdapter] = []) throws -> [Float] {
         try batch.validate(for: config)
         let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize
         // Layer outputs alternate between two buffers; the rest is reused by every layer.
@@ -79,20 +81,30 @@ public final class BertEncoder: @unchecked Sendable {
                 attentionNorm: attentionSum, intermediate: intermediate, activated: intermediate, outputSum: outputSum,
                 outputMean: nil, outputRstd: nil, outputDropMask: nil, output: output))
         }
-        runForward(batch, embedding: embedding, layers: layers, dropout: .disabled)
+        var plan = AdapterPlan(adapters: adapters, layers: config.numHiddenLayers)
+        // Adapter outputs for query/key/value are gathered here ([N, C]) before joining qkv.
+        let adapterScratch = adapters.isEmpty ? nil : FloatBuffer(count: n * c)
+        try runForward(batch, embedding: embedding, layers: layers, dropout: .disabled, adapters: &plan, adapterScratch: adapterScratch, training: false)
         let last = layers.last?.output ?? embedding.output
         return Array(UnsafeBufferPointer(start: last, count: n * c))
     }
 
-    /// Training-mode forward: keeps what `backward` needs in `activations`.
+    /// Training-mode forward: keeps what `backward` needs in `activations` (including the
+    /// states `adapters` return; backward uses the same adapters).
     /// - Returns: last_hidden_state (N * C), valid until the next forward with `activations`.
     /// - Throws: `EncoderError.invalidBatch`.
     @discardableResult
-    public func forward(_ batch: PackedBatch, activations: EncoderActivations, dropout: DropoutSettings) throws -> UnsafeBufferPointer<Float> {
+    public func forward(_ batch: PackedBatch, activations: EncoderActivations, dropout: DropoutSettings,
+                        adapters: [EncoderAdapter] = []) throws -> UnsafeBufferPointer<Float> {
         try batch.validate(for: config)
         activations.prepare(batch: batch, config: config, dropout: dropout)
         guard let embedding = activations.embeddings else { preconditionFailure("prepare sets the embeddings") }
-        runForward(batch, embedding: embedding, layers: activations.layers, dropout: dropout)
+        var plan = AdapterPlan(adapters: adapters, layers: config.numHiddenLayers)
+        // An interrupted forward leaves no plan behind for a backward to misuse.
+        activations.adapterPlan = .none
+        try runForward(batch, embedding: embedding, layers: activations.layers, dropout: dropout, adapters: &plan,
+                       adapterScratch: adapters.isEmpty ? nil : activations.adapterScratch, training: true)
+        activations.adapterPlan = plan
         let last = activations.layers.last?.output ?? embedding.output
         return UnsafeBufferPointer(start: last, count: batch.tokenCount * config.hiddenSize)
     }
@@ -100,7 +112,10 @@ public final class BertEncoder: @unchecked Sendable {
     /// Dropout site numbers: each (layer, site) gets its own mask stream.
     private func dropoutStream(layer: Int, site: Int) -> UInt64 { UInt64(1 + layer * 3 + site) }
 
-    private func runForward(_ batch: PackedBatch, embedding: EmbeddingActivations, layers: [LayerActivations], dropout: DropoutSettings) {
+    private func runForward(
+        _ batch: PackedBatch, embedding: EmbeddingActivations, layers: [LayerActivations], dropout: DropoutSettings,
+        adapters plan: inout AdapterPlan, adapterScratch: FloatBuffer?, training: Bool
+    ) throws {
         let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize, h = config.numAttentionHeads
         let eps = config.layerNormEps, p = parameters.pointer
         let hiddenScale = 1 / (1 - dropout.hiddenProbability), attentionScale = 1 / (1 - dropout.attentionProbability)
@@ -116,6 +131,16 @@ public final class BertEncoder: @unchecked Sendable {
         for (index, a) in layers.enumerated() {
             let w = layout.layers[index]
             linearForward(a.qkv, a.input, weight: p + w.qkvWeight, bias: p + w.qkvBias, rows: n, inChannels: c, outChannels: 3 * c)
+            for (part, linear) in [EncoderLinear.query, .key, .value].enumerated() where !plan.adapters(layer: index, linear: linear).isEmpty {
+                // Adapters write contiguous [N, C]; query/key/value are column blocks of qkv.
+                guard let scratch = adapterScratch?.pointer else { preconditionFailure("adapter scratch exists when adapters do") }
+                scratch.update(repeating: 0, count: n * c)
+                try runAdapters(&plan, layer: index, linear: linear, input: a.input, output: scratch, batch: batch, training: training)
+                for row in 0..<n {
+                    let destination = a.qkv + row * 3 * c + part * c, source = scratch + row * c
+                    for channel in 0..<c { destination[channel] += source[channel] }
+                }
+            }
             if let mask = a.attentionMask {
                 let count = attentionProbabilityOffsets(sequenceOffsets: batch.sequenceOffsets, heads: h).last ?? 0
                 dropoutMask(mask, count: count, probability: dropout.attentionProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 0))
@@ -124,6 +149,7 @@ public final class BertEncoder: @unchecked Sendable {
                              qkv: a.qkv, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h)
             linearForward(a.projection, a.context, weight: p + w.attentionOutputWeight, bias: p + w.attentionOutputBias,
                           rows: n, inChannels: c, outChannels: c)
+            try runAdapters(&plan, layer: index, linear: .attentionOutput, input: a.context, output: a.projection, batch: batch, training: training)
             if let mask = a.attentionDropMask {
                 dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 1))
             }
@@ -132,14 +158,39 @@ public final class BertEncoder: @unchecked Sendable {
                              weight: p + w.attentionNormWeight, bias: p + w.attentionNormBias, rows: n, channels: c, epsilon: eps)
             linearForward(a.intermediate, a.attentionNorm, weight: p + w.intermediateWeight, bias: p + w.intermediateBias,
                           rows: n, inChannels: c, outChannels: i)
+            try runAdapters(&plan, layer: index, linear: .intermediate, input: a.attentionNorm, output: a.intermediate, batch: batch, training: training)
             activationForward(a.activated, a.intermediate, count: n * i, activation: config.activation)
             linearForward(a.projection, a.activated, weight: p + w.outputWeight, bias: p + w.outputBias, rows: n, inChannels: i, outChannels: c)
+            try runAdapters(&plan, layer: index, linear: .output, input: a.activated, output: a.projection, batch: batch, training: training)
             if let mask = a.outputDropMask {
                 dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 2))
             }
             dropoutResidualForward(a.outputSum, a.projection, mask: a.outputDropMask, scale: hiddenScale, residual: a.attentionNorm, count: n * c)
             layerNormForward(a.output, mean: a.outputMean, rstd: a.outputRstd, a.outputSum,
                              weight: p + w.outputNormWeight, bias: p + w.outputNormBias, rows: n, channels: c, epsilon: eps)
+        }
+    }
+
+    /// Lets every adapter hooking (layer, linear) add its term, keeping training states.
+    private func runAdapters(
+        _ plan: inout AdapterPlan, layer: Int, linear: EncoderLinear, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        batch: PackedBatch, training: Bool
+    ) throws {
+        for (position, adapter) in plan.adapters(layer: layer, linear: linear).enumerated() {
+            let state = try plan.adapters[adapter].forward(layer: layer, linear: linear, input: input, output: output,
+                                                           rows: batch.tokenCount, batch: batch, training: training)
+            if training { plan.saved[layer][linear.rawValue][position] = state }
+        }
+    }
+
+    /// Backward through every adapter hooking (layer, linear).
+    private func backwardAdapters(
+        _ plan: AdapterPlan, layer: Int, linear: EncoderLinear, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, batch: PackedBatch
+    ) throws {
+        for (position, adapter) in plan.adapters(layer: layer, linear: linear).enumerated() {
+            try plan.adapters[adapter].backward(layer: layer, linear: linear, saved: plan.saved[layer][linear.rawValue][position], input: input,
+                                                outputGradient: outputGradient, inputGradient: inputGradient, rows: batch.tokenCount, batch: batch)
         }
     }
 
@@ -158,7 +209,7 @@ public final class BertEncoder: @unchecked Sendable {
     /// Backward of the last training `forward` done with `activations`: accumulates (+=)
     /// d(loss)/d(parameter) into `gradients` (laid out like `parameters`) for every trainable
     /// parameter. Frozen parameters get nothing, and the pass stops below the lowest layer
-    /// holding a trainable parameter.
+    /// holding a trainable parameter or hooked by an adapter of the forward.
     /// - Parameter outputGradient: d(last_hidden_state), (N * C) in packed order.
     /// - Throws: `EncoderError.bufferSize` for mis-sized buffers, `.invalidBatch` when
     ///   `activations` holds no forward.
@@ -175,7 +226,10 @@ public final class BertEncoder: @unchecked Sendable {
         guard trainable.flags.count == layout.views.count else {
             throw EncoderError.bufferSize(what: "trainable flags", expected: layout.views.count, found: trainable.flags.count)
         }
-        guard let lowest = trainable.lowestTrainableStage(layout) else {
+        let plan = activations.adapterPlan
+        // Adapters are trainable by definition: the pass must reach the lowest one.
+        let stages = [trainable.lowestTrainableStage(layout), plan.lowestHookedLayer].compactMap { $0 }
+        guard let lowest = stages.min() else {
             return BackwardSummary(touchedWordRows: [], lowestStage: nil)
         }
         let n = batch.tokenCount, c = config.hiddenSize, i = config.intermediateSize, h = config.numAttentionHeads
@@ -204,10 +258,13 @@ public final class BertEncoder: @unchecked Sendable {
             d.activated.update(repeating: 0, count: n * i)
             linearBackward(dinp: d.activated, dweight: gradient(w.outputWeight), dbias: gradient(w.outputBias), dout: d.branch,
                            inp: a.activated, weight: p + w.outputWeight, rows: n, inChannels: i, outChannels: c)
+            try backwardAdapters(plan, layer: index, linear: .output, input: a.activated, outputGradient: d.branch, inputGradient: d.activated, batch: batch)
             d.intermediate.update(repeating: 0, count: n * i)
             activationBackward(d.intermediate, a.intermediate, d.activated, count: n * i, activation: config.activation)
             linearBackward(dinp: d.norm, dweight: gradient(w.intermediateWeight), dbias: gradient(w.intermediateBias), dout: d.intermediate,
                            inp: a.attentionNorm, weight: p + w.intermediateWeight, rows: n, inChannels: c, outChannels: i)
+            try backwardAdapters(plan, layer: index, linear: .intermediate, input: a.attentionNorm, outputGradient: d.intermediate,
+                                 inputGradient: d.norm, batch: batch)
             // attentionNorm = LayerNorm(attentionSum), attentionSum = input + dropout(projection)
             d.sum.update(repeating: 0, count: n * c)
             layerNormBackward(dinp: d.sum, dweight: gradient(w.attentionNormWeight), dbias: gradient(w.attentionNormBias), dout: d.norm,
@@ -218,10 +275,18 @@ public final class BertEncoder: @unchecked Sendable {
             d.context.update(repeating: 0, count: n * c)
             linearBackward(dinp: d.context, dweight: gradient(w.attentionOutputWeight), dbias: gradient(w.attentionOutputBias), dout: d.branch,
                            inp: a.context, weight: p + w.attentionOutputWeight, rows: n, inChannels: c, outChannels: c)
+            try backwardAdapters(plan, layer: index, linear: .attentionOutput, input: a.context, outputGradient: d.branch,
+                                 inputGradient: d.context, batch: batch)
             d.qkv.update(repeating: 0, count: 3 * n * c)
             attentionBackward(d.qkv, dout: d.context, qkv: a.qkv, probabilities: a.probabilities!, dropoutMask: a.attentionMask,
                               dropoutScale: attentionScale, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h)
             qkvBackward(dinp: needInput ? next : nil, dqkv: d.qkv, input: a.input, layer: w, gradient: gradient, rows: n)
+            for (part, linear) in [EncoderLinear.query, .key, .value].enumerated() where !plan.adapters(layer: index, linear: linear).isEmpty {
+                // Hand the adapter its contiguous [N, C] column block of d(qkv); d.sum is free here.
+                for row in 0..<n { (d.sum + row * c).update(from: d.qkv + row * 3 * c + part * c, count: c) }
+                try backwardAdapters(plan, layer: index, linear: linear, input: a.input, outputGradient: d.sum,
+                                     inputGradient: needInput ? next : nil, batch: batch)
+            }
             swap(&current, &next)
         }
         var touched: [Int32] = []

@@ -102,6 +102,11 @@ public final class EncoderActivations: @unchecked Sendable {
     var embeddings: EmbeddingActivations?
     var layers: [LayerActivations] = []
     var scratch: BackwardScratch?
+    /// The adapters of the last forward and the states they returned.
+    var adapterPlan = AdapterPlan.none
+    /// [N, C] for adapters on query/key/value (allocated when adapters are used).
+    private var adapterStorage = FloatBuffer(count: 0)
+    var adapterScratch: FloatBuffer { adapterStorage }
 
     public init() {}
 
@@ -154,6 +159,7 @@ public final class EncoderActivations: @unchecked Sendable {
             current: f + scratchPlan[0], next: f + scratchPlan[1], sum: f + scratchPlan[2], branch: f + scratchPlan[3],
             norm: f + scratchPlan[4], context: f + scratchPlan[5], qkv: f + scratchPlan[6],
             activated: f + scratchPlan[7], intermediate: f + scratchPlan[8])
+        if adapterStorage.count < n * c { adapterStorage = FloatBuffer(count: n * c) }
         self.batch = batch
         self.dropout = dropout
     }

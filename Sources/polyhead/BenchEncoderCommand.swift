@@ -21,14 +21,17 @@ struct BenchEncoderCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "own-split or blas-threads.") var policy: String = ThreadingPolicy.ownSplit.rawValue
     @Flag(help: "Training steps without dropout.") var noDropout = false
+    @Flag(help: "Leave out the stand-in AdamW step (clip + update over the whole block).") var noOptimizer = false
+    @Flag(help: "Time single kernels at MiniLM shapes instead (batch x seq tokens).") var kernels = false
 
     func run() throws {
         guard let threadingPolicy = ThreadingPolicy(rawValue: policy) else {
             throw ValidationError("--policy must be one of \(ThreadingPolicy.allCases.map(\.rawValue))")
         }
         KernelThreads.configure(policy: threadingPolicy, workers: threads)
+        if kernels { return try timeKernels() }
         let (encoder, _) = try BertEncoder.load(modelDirectory: URL(fileURLWithPath: model))
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix(state: 42)
         let vocabulary = encoder.config.vocabSize
         func randomBatch() throws -> PackedBatch {
             try PackedBatch(sequences: (0..<batch).map { _ in (0..<seq).map { _ in Int32(Int.random(in: 1000..<vocabulary, using: &generator)) } })
@@ -55,6 +58,7 @@ struct BenchEncoderCommand: ParsableCommand {
             let gradients = FloatBuffer(count: encoder.layout.totalCount)
             let trainable = TrainableParameters.all(encoder.layout)
             let upstream = (0..<(batch * seq * encoder.config.hiddenSize)).map { _ in Float.random(in: -1e-3...1e-3, using: &generator) }
+            let moments = FloatBuffer(count: 2 * encoder.layout.totalCount)
             var times: [Double] = []
             for step in 0..<(warmup + steps) {
                 let batches = try (0..<passes).map { _ in try randomBatch() }
@@ -65,6 +69,7 @@ struct BenchEncoderCommand: ParsableCommand {
                         try encoder.forward(pass, activations: activations, dropout: dropout)
                         try encoder.backward(outputGradient: upstream, activations: activations, gradients: gradients, trainable: trainable)
                     }
+                    if !noOptimizer { adamWStep(parameters: encoder.parameters, gradients: gradients, moments: moments, step: step + 1) }
                 }
                 if step >= warmup { times.append(time) }
             }
@@ -73,6 +78,96 @@ struct BenchEncoderCommand: ParsableCommand {
         }
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Median milliseconds of single kernels on all-MiniLM-L6-v2 shapes.
+    private func timeKernels() throws {
+        let n = batch * seq, c = 384, i = 1536, h = 12
+        var generator = SplitMix(state: 42)
+        func buffer(_ count: Int) -> FloatBuffer {
+            let values = FloatBuffer(count: count)
+            for index in 0..<count { values.pointer[index] = Float(Int(truncatingIfNeeded: generator.next() % 2001) - 1000) / 1000 }
+            return values
+        }
+        let x = buffer(n * c), w = buffer(i * c), bias = buffer(i), out = buffer(n * i), big = buffer(n * i), qkv = buffer(n * 3 * c)
+        let mean = buffer(n), rstd = buffer(n), dW = buffer(i * c)
+        let offsets = (0...batch).map { $0 * seq }
+        let probabilities = buffer(attentionProbabilityOffsets(sequenceOffsets: offsets, heads: h).last ?? 0)
+        let dqkv = buffer(n * 3 * c)
+        // Wall time, and process CPU time: on a shared machine the CPU time of a one-thread
+        // run is the steadier number.
+        func cpuMilliseconds() -> Double {
+            var value = timespec()
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &value)
+            return Double(value.tv_sec) * 1e3 + Double(value.tv_nsec) / 1e6
+        }
+        func time(_ name: String, flops: Double = 0, _ body: () -> Void) -> (String, Any) {
+            body()
+            var times: [Double] = [], cpuTimes: [Double] = []
+            for _ in 0..<max(steps, 3) {
+                let start = DispatchTime.now().uptimeNanoseconds, cpuStart = cpuMilliseconds()
+                body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                cpuTimes.append(cpuMilliseconds() - cpuStart)
+            }
+            let milliseconds = median(times)
+            var entry: [String: Double] = ["ms": milliseconds, "cpu_ms": median(cpuTimes)]
+            if flops > 0 { entry["gflops"] = flops / milliseconds / 1e6 }
+            return (name, entry)
+        }
+        let results: [(String, Any)] = [
+            time("linear_forward_NxC_to_NxI", flops: 2.0 * Double(n * c * i)) {
+                linearForward(out.pointer, x.pointer, weight: w.pointer, bias: bias.pointer, rows: n, inChannels: c, outChannels: i) },
+            time("linear_dweight_IxC", flops: 2.0 * Double(n * c * i)) {
+                parallelGemm(dW.pointer, ldc: c, out.pointer, lda: i, transposeA: true, x.pointer, ldb: c, transposeB: false, m: i, n: c, k: n, beta: 1) },
+            time("gelu_forward_NxI") { activationForward(big.pointer, out.pointer, count: n * i, activation: .gelu) },
+            time("gelu_backward_NxI") { activationBackward(big.pointer, out.pointer, out.pointer, count: n * i, activation: .gelu) },
+            time("layernorm_forward_NxC") {
+                layerNormForward(qkv.pointer, mean: mean.pointer, rstd: rstd.pointer, x.pointer, weight: w.pointer, bias: bias.pointer, rows: n, channels: c, epsilon: 1e-12) },
+            time("layernorm_backward_NxC") {
+                layerNormBackward(dinp: qkv.pointer, dweight: dW.pointer, dbias: bias.pointer, dout: x.pointer, inp: x.pointer, weight: w.pointer, mean: mean.pointer, rstd: rstd.pointer, rows: n, channels: c) },
+            time("attention_forward", flops: 4.0 * Double(batch * seq * seq * c)) {
+                attentionForward(x.pointer, probabilities: probabilities.pointer, dropoutMask: nil, dropoutScale: 1, qkv: qkv.pointer, sequenceOffsets: offsets, channels: c, heads: h) },
+            time("attention_backward", flops: 8.0 * Double(batch * seq * seq * c)) {
+                attentionBackward(dqkv.pointer, dout: x.pointer, qkv: qkv.pointer, probabilities: probabilities.pointer, dropoutMask: nil, dropoutScale: 1, sequenceOffsets: offsets, channels: c, heads: h) },
+        ]
+        var object: [String: Any] = ["threads": KernelThreads.workerCount, "policy": policy, "tokens": n]
+        for (name, value) in results { object[name] = value }
+        print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+    }
+
+    /// A stand-in for the trainer's optimizer so training numbers compare with PyTorch's
+    /// (which includes clip_grad_norm_ and AdamW.step): global-norm clip to 1, then AdamW
+    /// (lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0.01) over every parameter.
+    private func adamWStep(parameters: FloatBuffer, gradients: FloatBuffer, moments: FloatBuffer, step: Int) {
+        let count = parameters.count
+        let p = parameters.pointer, g = gradients.pointer, m = moments.pointer, v = moments.pointer + count
+        var squares: Double = 0
+        for index in 0..<count { squares += Double(g[index] * g[index]) }
+        let clip = Float(min(1, 1 / (squares.squareRoot() + 1e-6)))
+        let rate: Float = 2e-5, beta1: Float = 0.9, beta2: Float = 0.999
+        let correction1 = 1 - pow(beta1, Float(step)), correction2 = 1 - pow(beta2, Float(step))
+        KernelThreads.parallelRanges(count, minimumChunk: 1 << 16) { range in
+            for index in range {
+                let gradient = g[index] * clip
+                m[index] = beta1 * m[index] + (1 - beta1) * gradient
+                v[index] = beta2 * v[index] + (1 - beta2) * gradient * gradient
+                let update = (m[index] / correction1) / ((v[index] / correction2).squareRoot() + 1e-8)
+                p[index] -= rate * (update + 0.01 * p[index])
+            }
+        }
+    }
+
+    /// A seeded generator: SystemRandomNumberGenerator makes one getrandom call per value.
+    private struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
     }
 
     private func median(_ values: [Double]) -> Double {

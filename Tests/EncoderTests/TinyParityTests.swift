@@ -86,23 +86,32 @@ final class TinyParityTests: XCTestCase {
         let full = FloatBuffer(count: layout.totalCount)
         try encoder.backward(outputGradient: upstream, activations: activations, gradients: full, trainable: .all(layout))
 
-        var trainable = TrainableParameters.all(layout)
-        trainable.freeze(prefixes: ["embeddings.", "encoder.layer.0.", "encoder.layer.1.attention.self.key.weight",
-                                    "encoder.layer.1.attention.self.value.bias"], in: layout)
-        let partial = FloatBuffer(count: layout.totalCount)
-        let summary = try encoder.backward(outputGradient: upstream, activations: activations, gradients: partial, trainable: trainable)
-        XCTAssertEqual(summary.lowestStage, 1, "backward stops at layer 1")
-        XCTAssertEqual(summary.touchedWordRows, [])
-        for (index, view) in layout.views.enumerated() {
-            let got = Array(partial.buffer[view.range])
-            if trainable.flags[index] {
-                compare(got, Array(full.buffer[view.range]), absolute: 1e-7, relative: 1e-6, "trainable \(view.name)")
-            } else {
-                XCTAssertTrue(got.allSatisfy { $0 == 0 }, "frozen \(view.name) got a gradient")
+        // (frozen prefixes, expected lowest stage)
+        let scenarios: [([String], Int)] = [
+            (["embeddings.", "encoder.layer.0.", "encoder.layer.1.attention.self.key.weight", "encoder.layer.1.attention.self.value.bias"], 1),
+            (["embeddings.word_embeddings", "embeddings.position_embeddings", "embeddings.token_type_embeddings"], -1),
+            (["embeddings.", "encoder.layer.0.", "encoder.layer.1.attention.", "encoder.layer.1.intermediate.", "encoder.layer.1.output.dense."], 1),
+        ]
+        for (frozen, lowest) in scenarios {
+            var trainable = TrainableParameters.all(layout)
+            trainable.freeze(prefixes: frozen, in: layout)
+            let partial = FloatBuffer(count: layout.totalCount)
+            let summary = try encoder.backward(outputGradient: upstream, activations: activations, gradients: partial, trainable: trainable)
+            XCTAssertEqual(summary.lowestStage, lowest, "\(frozen)")
+            XCTAssertEqual(summary.touchedWordRows, [], "word embeddings frozen")
+            for (index, view) in layout.views.enumerated() {
+                let got = Array(partial.buffer[view.range])
+                if trainable.flags[index] {
+                    compare(got, Array(full.buffer[view.range]), absolute: 1e-7, relative: 1e-6, "trainable \(view.name)")
+                } else {
+                    XCTAssertTrue(got.allSatisfy { $0 == 0 }, "frozen \(view.name) got a gradient")
+                }
             }
         }
-        let nothing = try encoder.backward(outputGradient: upstream, activations: activations, gradients: partial, trainable: .none(layout))
+        let before = full.toArray()
+        let nothing = try encoder.backward(outputGradient: upstream, activations: activations, gradients: full, trainable: .none(layout))
         XCTAssertNil(nothing.lowestStage)
+        XCTAssertEqual(full.toArray(), before, "nothing trainable: no gradient written")
     }
 
     /// With dropout on, the backward must use the forward's masks: a directional finite
