@@ -41,8 +41,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "The field holding the second text of a pair, if any.")
     var pairField: String?
 
-    @Option(help: "Token limit per text (default: 128).")
-    var maxLength = 128
+    @Option(help: "Token limit per text (default: 128, or the model's max_position_embeddings when smaller).")
+    var maxLength: Int?
 
     @Option(help: "Write here instead of standard output.")
     var output: String?
@@ -61,7 +61,7 @@ struct PredictCommand: ParsableCommand {
                 (try record.string(textField, in: input), try pairField.map { try record.string($0, in: input) })
             }
         }
-        let predictor = try Predictor(model: model, maxLength: maxLength)
+        let predictor = try Predictor(model: model, maxLength: maxLength ?? min(128, model.encoder.config.maxPositionEmbeddings))
         var writer = JSONLWriter()
         for (index, predictions) in try predictor.predict(rows).enumerated() {
             var line: [String: Any] = ["text": rows[index].text]
