@@ -60,6 +60,7 @@ let package = Package(
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Tokenizers", "SafeTensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost"]),
+        .testTarget(name: "polyheadTests"),  // runs the built polyhead executable
     ]
 )
 

@@ -21,7 +21,8 @@ struct PredictCommand: ParsableCommand {
         discussion: """
         Each line is {"text": ..., TASK: PREDICTION, ...} where PREDICTION is the head's own \
         description, e.g. {"label": "noun.animal", "score": 0.93} or {"value": 7.2}. Token \
-        heads label the text's whitespace-separated words.
+        heads label the text's whitespace-separated words, one label per word: null for a word \
+        cut off by --max-length.
         """)
 
     @OptionGroup var trained: TrainedModelOptions
@@ -62,13 +63,13 @@ struct PredictCommand: ParsableCommand {
             }
         }
         let predictor = try Predictor(model: model, maxLength: maxLength ?? min(128, model.encoder.config.maxPositionEmbeddings))
+        // Built as text: the keys keep their order (text, then the tasks in head order) and each
+        // head's JSON stays byte for byte what the head wrote.
         var writer = JSONLWriter()
         for (index, predictions) in try predictor.predict(rows).enumerated() {
-            var line: [String: Any] = ["text": rows[index].text]
-            for (task, json) in predictions {
-                line[task] = try JSONSerialization.jsonObject(with: Data(json.utf8))
-            }
-            try writer.append(line)
+            let members = [("text", JSONNode.string(rows[index].text).jsonText)] + predictions.map { (task, json) in (task, json) }
+            let line = "{" + members.map { JSONNode.string($0.0).jsonText + ":" + $0.1 }.joined(separator: ",") + "}"
+            writer.append(serializedLine: Array(line.utf8))
         }
         try writer.finish(to: output)
     }

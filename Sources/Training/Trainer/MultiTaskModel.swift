@@ -60,6 +60,16 @@ public final class MultiTaskModel {
 
     public func head(named task: String) -> TaskHead? { heads.first { $0.task == task } }
 
+    /// The loaded plugin component a task's config names as its head.
+    /// - Throws: `ConfigError` at the task's `head` naming the task and what is loaded.
+    public func headComponent(for task: TaskConfig) throws -> Component {
+        do {
+            return try registry.component(id: task.head.plugin)
+        } catch let error as PluginError {
+            throw task.head.location.error("task \(task.name): \(error)")
+        }
+    }
+
     /// Creates a fresh head for a task of the run config.
     /// - Parameters:
     ///   - labelNames: the task's classes (empty for regression); the head receives them as "labels".
@@ -75,12 +85,7 @@ public final class MultiTaskModel {
         if task.type == .regression, let outputCount, outputCount > 1, options["outputs"] == nil {
             options["outputs"] = .integer(outputCount)
         }
-        let component: Component
-        do {
-            component = try registry.component(id: task.head.plugin)
-        } catch let error as PluginError {
-            throw task.head.location.error("task \(task.name): \(error)")
-        }
+        let component = try headComponent(for: task)
         let optionsJSON = JSONNode.object(options).jsonText
         let instance = try HeadInstance(component: component, name: task.name, configJSON: optionsJSON,
                                         inputWidth: encoder.config.hiddenSize, seed: seed)

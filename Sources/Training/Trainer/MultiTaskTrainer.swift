@@ -52,6 +52,7 @@ public final class MultiTaskTrainer {
         let (model, ignored) = try MultiTaskModel.loadEncoder(directory: URL(fileURLWithPath: config.model), pluginPaths: config.pluginPaths)
         if !ignored.isEmpty { log("encoder: ignored \(ignored.map(\.name).joined(separator: ", ")) (not used by the encoder)") }
         for refusal in model.registry.refusals { log("plugins: \(refusal)") }
+        for task in config.tasks { _ = try model.headComponent(for: task) }  // before the data is read
         self.model = model
         if let task = config.tasks.first(where: { $0.router != nil || $0.adapter != nil }) {
             throw task.location.error("task \(task.name) names a \(task.router != nil ? "router" : "adapter"), but the multi-task trainer does not run routers or adapters yet",
@@ -201,12 +202,37 @@ public final class MultiTaskTrainer {
 
     // MARK: - The run
 
+    /// The files a run writes into its output directory (besides the run.yaml the command
+    /// line copies there).
+    static let runFiles = [MetricsLog.fileName, RunSummary.jsonFileName, RunSummary.markdownFileName, SVGPlot.fileName, "checkpoints"]
+
+    /// Keeps a new run from mixing with an earlier run in the same output directory: its
+    /// metrics.jsonl would be appended to, and its step checkpoints would outlive (and be
+    /// resumed instead of) the new ones. Such a directory is refused, or emptied of the
+    /// earlier run's files with `overwrite`. A resumed run continues in it as it is.
+    public func prepareOutputDirectory(resuming: Bool, overwrite: Bool) throws {
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        guard !resuming else { return }
+        let earlier = Self.runFiles.filter { FileManager.default.fileExists(atPath: outputDirectory.appendingPathComponent($0).path) }
+        guard !earlier.isEmpty else { return }
+        guard overwrite else {
+            throw TrainerError.outputInUse(outputDirectory.path, files: earlier)
+        }
+        for name in earlier {
+            try FileManager.default.removeItem(at: outputDirectory.appendingPathComponent(name))
+        }
+        log("removed the earlier run's \(earlier.joined(separator: ", ")) from \(outputDirectory.path)")
+    }
+
     /// Trains to the end (or early stopping), evaluating and checkpointing on schedule.
-    /// - Parameter resume: a checkpoint directory written by an earlier run of the same config.
-    public func run(resume: URL? = nil) throws -> RunSummary {
+    /// - Parameters:
+    ///   - resume: a checkpoint directory written by an earlier run of the same config.
+    ///   - overwrite: start afresh in an output directory that holds an earlier run, removing
+    ///     its files (see `prepareOutputDirectory`); without it such a directory is refused.
+    public func run(resume: URL? = nil, overwrite: Bool = false) throws -> RunSummary {
         let started = Date()
         let store = CheckpointStore(outputDirectory: outputDirectory)
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        try prepareOutputDirectory(resuming: resume != nil, overwrite: overwrite)
         if let resume { try restore(from: resume) }
         let metrics = try MetricsLog(url: outputDirectory.appendingPathComponent(MetricsLog.fileName),
                                      resumingAfter: resume == nil ? nil : scalars.step)
@@ -219,6 +245,7 @@ public final class MultiTaskTrainer {
         let evaluationInterval = settings.evalInterval ?? stepsPerEpoch
         var stopEarly = false
         var evaluationSeconds = 0.0
+        var notes = resume.map { ["resumed from \($0.path) at step \(scalars.step)"] } ?? []
         log("training \(totalSteps) steps, batch \(settings.batchSize) x \(settings.gradientAccumulation), \(tasks.count) tasks")
 
         while scalars.step < totalSteps && !stopEarly {
@@ -268,7 +295,10 @@ public final class MultiTaskTrainer {
             }
         }
         progress.finish()
-        if stopEarly { log("early stopping at step \(scalars.step): no improvement in \(settings.earlyStopping.metric) for \(settings.earlyStopping.patience ?? 0) evaluations") }
+        if stopEarly {
+            notes.append("stopped early at step \(scalars.step): no improvement in \(settings.earlyStopping.metric) for \(settings.earlyStopping.patience ?? 0) evaluations")
+            log(notes[notes.count - 1])
+        }
         scalars.sampler = sampler.state
         _ = try store.save(try checkpointContents(), as: "final")
 
@@ -281,6 +311,7 @@ public final class MultiTaskTrainer {
             try metrics.append(step: scalars.step, kind: .test, tasks: report.dictionary,
                                values: ["overall": report.overall, "weights_step": Double(step)])
             log("test (\(step == scalars.step ? "final" : "best") weights, step \(step)): \(report.oneLine)")
+            notes.append("test split scored with the \(step == scalars.step ? "final" : "best") weights (step \(step))")
             testStep = step
         }
         evaluationSeconds += MetricsLog.monotonicSeconds() - evalStart
@@ -292,8 +323,15 @@ public final class MultiTaskTrainer {
         summary.finished = ISO8601DateFormatter().string(from: Date())
         summary.bestStep = scalars.bestStep
         summary.bestMetricName = settings.earlyStopping.metric
+        summary.bestMetricValue = scalars.bestValue
         // The dev column shows the evaluation of the weights the test column used.
-        summary.tasks = RunSummary.taskResults(from: records, devStep: testStep ?? scalars.bestStep)
+        summary.tasks = RunSummary.taskResults(from: records, devStep: testStep ?? scalars.bestStep).map { result in
+            var result = result
+            result.taskType = config.task(named: result.task)?.type.rawValue
+            return result
+        }
+        summary.checkpoints = Dictionary(uniqueKeysWithValues: try store.list().map { ($0.name, "checkpoints/\($0.name)") })
+        summary.notes = notes
         summary.timings = RunSummary.Timings(wallSeconds: Date().timeIntervalSince(started), trainingSeconds: scalars.trainingSeconds,
                                              evaluationSeconds: evaluationSeconds,
                                              sequencesPerSecond: Double(scalars.trainedSequences) / max(scalars.trainingSeconds, 1e-9))
