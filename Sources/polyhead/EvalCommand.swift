@@ -19,9 +19,6 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var trained: TrainedModelOptions
 
-    @Option(name: .customLong("task"), help: "A task to score (repeatable; default: every task with a head and the split).")
-    var tasks: [String] = []
-
     @Option(help: "The run config defining the tasks (default: run.yaml two levels above --model).")
     var config: String?
 
@@ -31,12 +28,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "A data file replacing the split's file of the one --task.")
     var data: String?
 
-    @Option(help: "Also write the JSON here.")
-    var output: String?
-
     func validate() throws {
         guard split == "dev" || split == "test" else { throw ValidationError("--split must be dev or test (got \"\(split)\")") }
-        if data != nil, tasks.count != 1 { throw ValidationError("--data replaces one task's file: name exactly one --task") }
+        if data != nil, trained.tasks.count != 1 { throw ValidationError("--data replaces one task's file: name exactly one --task") }
     }
 
     func run() throws {
@@ -46,12 +40,12 @@ struct EvalCommand: ParsableCommand {
             throw TrainerError.evaluation("no run config at \(configURL.path) (polyhead train writes run.yaml into its output directory, two levels above its checkpoints); name one with --config RUN.yaml")
         }
         let runConfig = try RunConfig.load(file: configURL.path)
-        let request = ModelEvaluation.Request(modelDirectory: modelDirectory, config: runConfig, tasks: tasks, split: DataSplit(rawValue: split)!,
-                                              dataFile: data, pluginPaths: trained.plugins.pluginPaths)
+        var request = ModelEvaluation.Request(modelDirectory: modelDirectory, config: runConfig)
+        request.tasks = trained.tasks
+        request.split = DataSplit(rawValue: split)!
+        request.dataFile = data
+        request.pluginPaths = trained.plugins.pluginPaths
         let result = try ModelEvaluation.run(request) { FileHandle.standardError.write(Data("polyhead: \($0)\n".utf8)) }
-        var json = try result.jsonData()
-        json.append(UInt8(ascii: "\n"))
-        if let output { try json.write(to: URL(fileURLWithPath: output), options: .atomic) }
-        FileHandle.standardOutput.write(json)
+        FileHandle.standardOutput.write(try result.jsonData() + Data("\n".utf8))
     }
 }

@@ -7,10 +7,14 @@ struct TrainedModelOptions: ParsableArguments {
     @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best.")
     var model: String
 
+    @Option(name: .customLong("task"), help: "A task whose head to use (repeatable; default: every task the command can serve).")
+    var tasks: [String] = []
+
     @OptionGroup var plugins: PluginPathOptions
 
-    func load(tasks: [String]?) throws -> MultiTaskModel {
-        try MultiTaskModel.load(checkpoint: URL(fileURLWithPath: model), pluginPaths: plugins.pluginPaths, tasks: tasks)
+    /// The model with the heads of `--task`, or all of them.
+    func load() throws -> MultiTaskModel {
+        try MultiTaskModel.load(checkpoint: URL(fileURLWithPath: model), pluginPaths: plugins.pluginPaths, tasks: tasks.isEmpty ? nil : tasks)
     }
 }
 
@@ -26,9 +30,6 @@ struct PredictCommand: ParsableCommand {
         """)
 
     @OptionGroup var trained: TrainedModelOptions
-
-    @Option(name: .customLong("task"), help: "A task to predict (repeatable; default: every head).")
-    var tasks: [String] = []
 
     @Option(help: "One text to predict.")
     var text: String?
@@ -53,7 +54,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try trained.load(tasks: tasks.isEmpty ? nil : tasks)
+        let model = try trained.load()
         var rows: [(text: String, pair: String?)] = []
         if let text {
             rows = [(text, nil)]

@@ -5,7 +5,9 @@ import Foundation
 ///
 /// ```swift
 /// let config = try RunConfig.load(file: ModelEvaluation.defaultConfig(modelDirectory: best).path)
-/// let result = try ModelEvaluation.run(ModelEvaluation.Request(modelDirectory: best, config: config, split: .test))
+/// var request = ModelEvaluation.Request(modelDirectory: best, config: config)
+/// request.split = .test
+/// let result = try ModelEvaluation.run(request)
 /// print(String(decoding: try result.jsonData(), as: UTF8.self))
 /// ```
 public enum ModelEvaluation {
@@ -15,21 +17,16 @@ public enum ModelEvaluation {
         /// Defines the tasks; usually the `run.yaml` that `polyhead train` copied.
         public var config: RunConfig
         /// Tasks to score; empty scores every task of the config the model has a head for.
-        public var tasks: [String]
-        public var split: DataSplit
+        public var tasks: [String] = []
+        public var split = DataSplit.dev
         /// Replaces the split's file of the one task in `tasks`.
         public var dataFile: String?
         /// Searched before the config's `plugin_path`.
-        public var pluginPaths: [String]
+        public var pluginPaths: [String] = []
 
-        public init(modelDirectory: URL, config: RunConfig, tasks: [String] = [], split: DataSplit = .dev,
-                    dataFile: String? = nil, pluginPaths: [String] = []) {
+        public init(modelDirectory: URL, config: RunConfig) {
             self.modelDirectory = modelDirectory
             self.config = config
-            self.tasks = tasks
-            self.split = split
-            self.dataFile = dataFile
-            self.pluginPaths = pluginPaths
         }
     }
 
