@@ -9,9 +9,9 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Writes to the output directory: metrics.jsonl (one line per log step and evaluation), \
         summary.md and summary.json, curves.svg, run.yaml (the config used) and checkpoints/ \
-        (final, best, and the latest step). docs/config.md lists every config key. An output \
-        directory that holds an earlier run is refused unless the run resumes it (--resume) or \
-        starts over (--overwrite).
+        (final, best, and the latest step). docs/config.md lists every config key. Unless it \
+        resumes (--resume), a run first moves an earlier run's files in the output directory to \
+        previous/ there (removing an older previous/).
         """)
 
     @Argument(help: "The run config (YAML).", completion: .file(extensions: ["yaml", "yml"]))
@@ -23,14 +23,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from a checkpoint directory of an earlier run of this config (e.g. runs/NAME/checkpoints/step-500).")
     var resume: String?
 
-    @Flag(help: "Start afresh in an output directory that holds an earlier run, removing its metrics, summaries and checkpoints.")
-    var overwrite = false
-
     func run() throws {
         let runConfig = try RunConfig.load(file: config)
         let log: (String) -> Void = { FileHandle.standardError.write(Data("polyhead: \($0)\n".utf8)) }
         let trainer = try MultiTaskTrainer(config: runConfig, outputDirectory: output.map { URL(fileURLWithPath: $0) }, log: log)
-        try trainer.prepareOutputDirectory(resuming: resume != nil, overwrite: overwrite)
+        try trainer.prepareOutputDirectory(resuming: resume != nil)
         try Data(contentsOf: URL(fileURLWithPath: config)).write(to: trainer.outputDirectory.appendingPathComponent("run.yaml"), options: .atomic)
         let summary = try trainer.run(resume: resume.map { URL(fileURLWithPath: $0) })
         print(summary.markdown())

@@ -78,17 +78,4 @@ final class EvalCommandTests: XCTestCase {
         let bestStep = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path("run/summary.json")))) as? [String: Any]
         XCTAssertEqual(try best.json()["step"] as? Int, bestStep?["best_step"] as? Int)
     }
-
-    /// A run config naming a head plugin nobody provides stops `polyhead train` with the task.
-    func testTrainNamesTheTaskOfAnUnknownHeadPlugin() throws {
-        let cli = try PolyheadProcess()
-        let config = try cli.writeConfig()
-        let text = try String(contentsOfFile: config, encoding: .utf8)
-            .replacingOccurrences(of: "{name: length, type: regression,", with: "{name: length, type: regression, head: polyhead.regressor,")
-        try Data(text.utf8).write(to: URL(fileURLWithPath: config))
-        let result = try cli.run(["train", config])
-        XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.errors.contains("task length") && result.errors.contains("\"polyhead.regressor\""), result.errors)
-        XCTAssertTrue(result.errors.contains("run.yaml:"), result.errors)
-    }
 }

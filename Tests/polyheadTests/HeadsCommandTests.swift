@@ -73,16 +73,4 @@ final class HeadsCommandTests: XCTestCase {
         XCTAssertNotEqual(notBundle.status, 0)
         XCTAssertTrue(notBundle.errors.contains("not a Polyhead head bundle"), notBundle.errors)
     }
-
-    /// An output directory holding a run is refused for a new run, and emptied with --overwrite.
-    func testTrainRefusesAnOutputDirectoryInUse() throws {
-        let cli = try PolyheadProcess()
-        try cli.train()
-        let again = try cli.run(["train", cli.path("run.yaml")])
-        XCTAssertNotEqual(again.status, 0)
-        XCTAssertTrue(again.errors.contains("already holds a run") && again.errors.contains("--overwrite"), again.errors)
-        let over = try cli.run(["train", cli.path("run.yaml"), "--overwrite"])
-        XCTAssertEqual(over.status, 0, over.errors)
-        XCTAssertEqual(try cli.metrics().filter { $0["kind"] as? String == "train" }.count, 4, "one run's lines only")
-    }
 }

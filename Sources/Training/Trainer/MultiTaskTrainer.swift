@@ -202,37 +202,39 @@ public final class MultiTaskTrainer {
 
     // MARK: - The run
 
-    /// The files a run writes into its output directory (besides the run.yaml the command
-    /// line copies there).
-    static let runFiles = [MetricsLog.fileName, RunSummary.jsonFileName, RunSummary.markdownFileName, SVGPlot.fileName, "checkpoints"]
+    /// The files a run writes into its output directory; `run.yaml` is the config the
+    /// command line copies there.
+    static let runFiles = [MetricsLog.fileName, RunSummary.jsonFileName, RunSummary.markdownFileName, SVGPlot.fileName, "checkpoints", "run.yaml"]
+    /// Where a new run moves an earlier run's files.
+    public static let previousRunDirectory = "previous"
 
-    /// Keeps a new run from mixing with an earlier run in the same output directory: its
-    /// metrics.jsonl would be appended to, and its step checkpoints would outlive (and be
-    /// resumed instead of) the new ones. Such a directory is refused, or emptied of the
-    /// earlier run's files with `overwrite`. A resumed run continues in it as it is.
-    public func prepareOutputDirectory(resuming: Bool, overwrite: Bool) throws {
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
-        guard !resuming else { return }
-        let earlier = Self.runFiles.filter { FileManager.default.fileExists(atPath: outputDirectory.appendingPathComponent($0).path) }
-        guard !earlier.isEmpty else { return }
-        guard overwrite else {
-            throw TrainerError.outputInUse(outputDirectory.path, files: earlier)
-        }
+    /// Keeps a new run from mixing with an earlier run in the same output directory (its
+    /// metrics.jsonl would be appended to; its step checkpoints would outlive, and be resumed
+    /// instead of, the new ones): the earlier run's files move to `previous/`, which then
+    /// holds that run whole; an older `previous/` is removed. A resumed run continues in the
+    /// directory as it is.
+    public func prepareOutputDirectory(resuming: Bool) throws {
+        let files = FileManager.default
+        try files.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let earlier = Self.runFiles.filter { files.fileExists(atPath: outputDirectory.appendingPathComponent($0).path) }
+        guard !resuming, earlier.contains(where: { $0 != "run.yaml" }) else { return }
+        let previous = outputDirectory.appendingPathComponent(Self.previousRunDirectory)
+        if files.fileExists(atPath: previous.path) { try files.removeItem(at: previous) }
+        try files.createDirectory(at: previous, withIntermediateDirectories: false)
         for name in earlier {
-            try FileManager.default.removeItem(at: outputDirectory.appendingPathComponent(name))
+            try files.moveItem(at: outputDirectory.appendingPathComponent(name), to: previous.appendingPathComponent(name))
         }
-        log("removed the earlier run's \(earlier.joined(separator: ", ")) from \(outputDirectory.path)")
+        log("moved the earlier run's \(earlier.joined(separator: ", ")) to \(previous.path)")
     }
 
     /// Trains to the end (or early stopping), evaluating and checkpointing on schedule.
-    /// - Parameters:
-    ///   - resume: a checkpoint directory written by an earlier run of the same config.
-    ///   - overwrite: start afresh in an output directory that holds an earlier run, removing
-    ///     its files (see `prepareOutputDirectory`); without it such a directory is refused.
-    public func run(resume: URL? = nil, overwrite: Bool = false) throws -> RunSummary {
+    /// - Parameter resume: a checkpoint directory written by an earlier run of the same
+    ///   config; without it, an earlier run in the output directory is moved aside first
+    ///   (see `prepareOutputDirectory`).
+    public func run(resume: URL? = nil) throws -> RunSummary {
         let started = Date()
         let store = CheckpointStore(outputDirectory: outputDirectory)
-        try prepareOutputDirectory(resuming: resume != nil, overwrite: overwrite)
+        try prepareOutputDirectory(resuming: resume != nil)
         if let resume { try restore(from: resume) }
         let metrics = try MetricsLog(url: outputDirectory.appendingPathComponent(MetricsLog.fileName),
                                      resumingAfter: resume == nil ? nil : scalars.step)

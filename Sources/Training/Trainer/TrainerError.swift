@@ -7,7 +7,6 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
     case resume(String)
     case nonFiniteLoss(step: Int, task: String)
     case evaluation(String)
-    case outputInUse(String, files: [String])
 
     public var description: String {
         switch self {
@@ -23,8 +22,6 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
             return "step \(step): task \(task) produced a non-finite loss; lower the learning rate or check its labels"
         case .evaluation(let message):
             return "cannot evaluate: \(message)"
-        case .outputInUse(let directory, let files):
-            return "\(directory) already holds a run (\(files.joined(separator: ", "))); continue it with --resume \(directory)/checkpoints/NAME, start over with --overwrite (removes those files), or choose another --output"
         }
     }
 }
