@@ -54,13 +54,13 @@ let package = Package(
         ]),
 
         // Tests: one target per module; fixtures written by scripts/reference/*.py.
+        .testTarget(name: "polyheadTests"),  // runs the built polyhead executable
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Tokenizers", "SafeTensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost"]),
-        .testTarget(name: "polyheadTests"),  // runs the built polyhead executable
     ]
 )
 
