@@ -4,7 +4,7 @@ import Training
 
 /// Options naming a trained model directory (a checkpoint written by `polyhead train`).
 struct TrainedModelOptions: ParsableArguments {
-    @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best.")
+    @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best, or a model directory with imported heads.")
     var model: String
 
     @Option(name: .customLong("task"), help: "A task whose head to use (repeatable; default: every task the command can serve).")
