@@ -62,6 +62,7 @@ let package = Package(
         ]),
 
         // Tests: one target per module; fixtures written by scripts/reference/*.py.
+        .testTarget(name: "polyheadTests"),  // runs the built polyhead executable
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -4,13 +4,17 @@ import Training
 
 /// Options naming a trained model directory (a checkpoint written by `polyhead train`).
 struct TrainedModelOptions: ParsableArguments {
-    @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best.")
+    @Option(help: "A trained model directory: a checkpoint such as runs/NAME/checkpoints/best, or a model directory with imported heads.")
     var model: String
+
+    @Option(name: .customLong("task"), help: "A task whose head to use (repeatable; default: every task the command can serve).")
+    var tasks: [String] = []
 
     @OptionGroup var plugins: PluginPathOptions
 
-    func load(tasks: [String]?) throws -> MultiTaskModel {
-        try MultiTaskModel.load(checkpoint: URL(fileURLWithPath: model), pluginPaths: plugins.pluginPaths, tasks: tasks)
+    /// The model with the heads of `--task`, or all of them.
+    func load() throws -> MultiTaskModel {
+        try MultiTaskModel.load(checkpoint: URL(fileURLWithPath: model), pluginPaths: plugins.pluginPaths, tasks: tasks.isEmpty ? nil : tasks)
     }
 }
 
@@ -21,13 +25,11 @@ struct PredictCommand: ParsableCommand {
         discussion: """
         Each line is {"text": ..., TASK: PREDICTION, ...} where PREDICTION is the head's own \
         description, e.g. {"label": "noun.animal", "score": 0.93} or {"value": 7.2}. Token \
-        heads label the text's whitespace-separated words.
+        heads label the text's whitespace-separated words, one label per word: null for a word \
+        cut off by --max-length.
         """)
 
     @OptionGroup var trained: TrainedModelOptions
-
-    @Option(name: .customLong("task"), help: "A task to predict (repeatable; default: every head).")
-    var tasks: [String] = []
 
     @Option(help: "One text to predict.")
     var text: String?
@@ -41,8 +43,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "The field holding the second text of a pair, if any.")
     var pairField: String?
 
-    @Option(help: "Token limit per text (default: 128).")
-    var maxLength = 128
+    @Option(help: "Token limit per text (default: 128, or the model's max_position_embeddings when smaller).")
+    var maxLength: Int?
 
     @Option(help: "Write here instead of standard output.")
     var output: String?
@@ -52,7 +54,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try trained.load(tasks: tasks.isEmpty ? nil : tasks)
+        let model = try trained.load()
         var rows: [(text: String, pair: String?)] = []
         if let text {
             rows = [(text, nil)]
@@ -61,14 +63,14 @@ struct PredictCommand: ParsableCommand {
                 (try record.string(textField, in: input), try pairField.map { try record.string($0, in: input) })
             }
         }
-        let predictor = try Predictor(model: model, maxLength: maxLength)
+        let predictor = try Predictor(model: model, maxLength: maxLength ?? min(128, model.encoder.config.maxPositionEmbeddings))
+        // Built as text: the keys keep their order (text, then the tasks in head order) and each
+        // head's JSON stays byte for byte what the head wrote.
         var writer = JSONLWriter()
         for (index, predictions) in try predictor.predict(rows).enumerated() {
-            var line: [String: Any] = ["text": rows[index].text]
-            for (task, json) in predictions {
-                line[task] = try JSONSerialization.jsonObject(with: Data(json.utf8))
-            }
-            try writer.append(line)
+            let members = [("text", JSONNode.string(rows[index].text).jsonText)] + predictions.map { (task, json) in (task, json) }
+            let line = "{" + members.map { JSONNode.string($0.0).jsonText + ":" + $0.1 }.joined(separator: ",") + "}"
+            writer.append(serializedLine: Array(line.utf8))
         }
         try writer.finish(to: output)
     }

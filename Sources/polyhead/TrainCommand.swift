@@ -9,7 +9,9 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Writes to the output directory: metrics.jsonl (one line per log step and evaluation), \
         summary.md and summary.json, curves.svg, run.yaml (the config used) and checkpoints/ \
-        (final, best, and the latest step). docs/config.md lists every config key.
+        (final, best, and the latest step). docs/config.md lists every config key. Unless it \
+        resumes (--resume), a run first moves an earlier run's files in the output directory to \
+        previous/ there (removing an older previous/).
         """)
 
     @Argument(help: "The run config (YAML).", completion: .file(extensions: ["yaml", "yml"]))
@@ -25,7 +27,7 @@ struct TrainCommand: ParsableCommand {
         let runConfig = try RunConfig.load(file: config)
         let log: (String) -> Void = { FileHandle.standardError.write(Data("polyhead: \($0)\n".utf8)) }
         let trainer = try MultiTaskTrainer(config: runConfig, outputDirectory: output.map { URL(fileURLWithPath: $0) }, log: log)
-        try FileManager.default.createDirectory(at: trainer.outputDirectory, withIntermediateDirectories: true)
+        try trainer.prepareOutputDirectory(resuming: resume != nil)
         try Data(contentsOf: URL(fileURLWithPath: config)).write(to: trainer.outputDirectory.appendingPathComponent("run.yaml"), options: .atomic)
         let summary = try trainer.run(resume: resume.map { URL(fileURLWithPath: $0) })
         print(summary.markdown())

@@ -30,7 +30,9 @@ public enum Metrics {
         }
         let classes = Set(gold).union(predicted)
         guard !classes.isEmpty else { return 0 }
-        let total = classes.reduce(0.0) { sum, label in
+        // In class order: a Set's order changes from process to process, and with it the
+        // last bits of a floating-point sum.
+        let total = classes.sorted().reduce(0.0) { sum, label in
             sum + f1(truePositives: truePositives[label] ?? 0, falsePositives: falsePositives[label] ?? 0, falseNegatives: falseNegatives[label] ?? 0)
         }
         return total / Double(classes.count)
@@ -83,7 +85,7 @@ public enum Metrics {
     public static func multiLabelMacroF1(gold: [[Int]], predicted: [[Int]]) -> Double {
         let counts = multiLabelCounts(gold: gold, predicted: predicted)
         guard !counts.isEmpty else { return 0 }
-        return counts.values.reduce(0.0) { $0 + f1(truePositives: $1.truePositives, falsePositives: $1.falsePositives, falseNegatives: $1.falseNegatives) }
+        return counts.sorted { $0.key < $1.key }.reduce(0.0) { $0 + f1(truePositives: $1.value.truePositives, falsePositives: $1.value.falsePositives, falseNegatives: $1.value.falseNegatives) }
             / Double(counts.count)
     }
 

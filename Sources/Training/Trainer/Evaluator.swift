@@ -2,7 +2,29 @@ import Encoder
 import Foundation
 import PluginHost
 
-/// Scores heads' predictions on their tasks' dev or test splits.
+/// One task's rows to score: the task as the run config defines it (type, metrics), its label
+/// set in the head's output order, and the tokenised rows.
+public struct EvaluationInput {
+    public let task: TaskConfig
+    public let labelNames: [String]
+    public let split: PreparedSplit
+
+    public init(task: TaskConfig, labelNames: [String], split: PreparedSplit) {
+        self.task = task
+        self.labelNames = labelNames
+        self.split = split
+    }
+}
+
+extension PreparedTask {
+    /// The task's rows of `split` to score, nil when the task has no such split.
+    public func evaluationInput(_ split: DataSplit) -> EvaluationInput? {
+        self.split(split).map { EvaluationInput(task: data.config, labelNames: data.labelNames, split: $0) }
+    }
+}
+
+/// Scores heads' predictions on their tasks' dev or test rows. Training (dev and test) and
+/// `polyhead eval` both score through here.
 public struct Evaluator {
     public let model: MultiTaskModel
     private let predictor: Predictor
@@ -12,28 +34,27 @@ public struct Evaluator {
         predictor = try Predictor(model: model, maxLength: model.encoder.config.maxPositionEmbeddings)
     }
 
-    /// The task's metrics on one of its splits.
-    public func score(_ task: PreparedTask, split: PreparedSplit) throws -> TaskScores {
-        guard let head = model.head(named: task.data.config.name) else {
-            throw TrainerError.headMismatch(task: task.data.config.name, message: "the model has no head for it")
+    /// The task's metrics on its rows, predicted by the model's head of the same name.
+    public func score(_ input: EvaluationInput) throws -> TaskScores {
+        let config = input.task
+        guard let head = model.head(named: config.name) else {
+            throw TrainerError.headMismatch(task: config.name, message: "the model has no head for it")
         }
-        let decoded = try predictor.decode(heads: [head], tokens: split.tokens)[0]
-        let gold = split.examples.map(\.label)
-        let predicted = try zip(decoded, split.examples).map { json, example in
-            try PredictionReader.label(from: json, head: head, goldWordCount: example.words?.count)
-        }
-        let config = task.data.config
+        let wordCounts = input.split.examples.map { $0.words?.count }
+        let decoded = try predictor.decode(heads: [head], tokens: input.split.tokens, wordCounts: wordCounts)[0]
+        let gold = input.split.examples.map(\.label)
+        let predicted = try decoded.map { json in try PredictionReader.label(from: json, head: head) }
         return try TaskEvaluation.score(task: config.name, type: config.type, metrics: config.metrics,
-                                        labelNames: task.data.labelNames, gold: gold, predicted: predicted)
+                                        labelNames: input.labelNames, gold: gold, predicted: predicted)
+    }
+
+    /// Every input's scores, in order, and their overall score.
+    public func evaluate(_ inputs: [EvaluationInput]) throws -> EvaluationReport {
+        EvaluationReport(tasks: try inputs.map(score))
     }
 
     /// Every task that has the split; tasks without it are left out of the report.
     public func evaluate(_ tasks: [PreparedTask], split: DataSplit) throws -> EvaluationReport {
-        var scores: [TaskScores] = []
-        for task in tasks {
-            guard let data = task.split(split) else { continue }
-            scores.append(try score(task, split: data))
-        }
-        return EvaluationReport(tasks: scores)
+        try evaluate(tasks.compactMap { $0.evaluationInput(split) })
     }
 }

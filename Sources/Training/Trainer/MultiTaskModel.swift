@@ -60,6 +60,16 @@ public final class MultiTaskModel {
 
     public func head(named task: String) -> TaskHead? { heads.first { $0.task == task } }
 
+    /// The loaded plugin component a task's config names as its head.
+    /// - Throws: `ConfigError` at the task's `head` naming the task and what is loaded.
+    public func headComponent(for task: TaskConfig) throws -> Component {
+        do {
+            return try registry.component(id: task.head.plugin)
+        } catch let error as PluginError {
+            throw task.head.location.error("task \(task.name): \(error)")
+        }
+    }
+
     /// Creates a fresh head for a task of the run config.
     /// - Parameters:
     ///   - labelNames: the task's classes (empty for regression); the head receives them as "labels".
@@ -75,7 +85,7 @@ public final class MultiTaskModel {
         if task.type == .regression, let outputCount, outputCount > 1, options["outputs"] == nil {
             options["outputs"] = .integer(outputCount)
         }
-        let component = try registry.component(id: task.head.plugin)
+        let component = try headComponent(for: task)
         let optionsJSON = JSONNode.object(options).jsonText
         let instance = try HeadInstance(component: component, name: task.name, configJSON: optionsJSON,
                                         inputWidth: encoder.config.hiddenSize, seed: seed)
@@ -92,7 +102,12 @@ public final class MultiTaskModel {
         guard let type = TaskType(rawValue: manifest.taskType) else {
             throw TrainerError.headMismatch(task: manifest.task, message: "unknown task type \"\(manifest.taskType)\" in its manifest")
         }
-        let component = try registry.component(id: manifest.pluginID)
+        let component: Component
+        do {
+            component = try registry.component(id: manifest.pluginID)
+        } catch let error as PluginError {
+            throw TrainerError.headMismatch(task: manifest.task, message: "its head was made by plugin component \"\(manifest.pluginID)\" \(manifest.pluginVersion): \(error)")
+        }
         let optionsJSON = String(decoding: try manifest.options.jsonData(), as: UTF8.self)
         let instance = try HeadInstance(component: component, name: manifest.task, configJSON: optionsJSON,
                                         inputWidth: encoder.config.hiddenSize)
@@ -147,18 +162,47 @@ public final class MultiTaskModel {
         }
     }
 
-    /// Loads a trained model directory (a checkpoint written by `polyhead train`).
+    /// Writes the encoder of a checkpoint: the weights in Hugging Face's names and layout,
+    /// and `config.json` copied from the base model directory unchanged, so that
+    /// `AutoModel.from_pretrained` loads the directory.
+    static func encoderWriter(_ encoder: BertEncoder, configFrom baseModel: URL) -> (URL) throws -> Void {
+        { directory in
+            try encoder.saveWeights(to: directory.appendingPathComponent("model.safetensors"))
+            let configData = try Data(contentsOf: baseModel.appendingPathComponent("config.json"))
+            try configData.write(to: directory.appendingPathComponent("config.json"))
+        }
+    }
+
+    /// Loads a trained model directory: a checkpoint written by `polyhead train` (verified
+    /// against its `checkpoint.json`), or a plain Hugging Face model directory with heads
+    /// imported into `heads/<task>/`.
+    /// - Parameter tasks: the heads to load (default: all); one the directory lacks is an error.
     public static func load(checkpoint directory: URL, pluginPaths: [String], tasks: [String]? = nil) throws -> MultiTaskModel {
-        let loaded = try CheckpointStore.load(directory: directory, verification: .full)
-        let (model, _) = try loadEncoder(directory: loaded.encoderDirectory, pluginPaths: pluginPaths)
-        for head in loaded.heads where tasks.map({ $0.contains(head.manifest.task) }) ?? true {
+        let layout = ModelDirectoryLayout(directory)
+        let encoderDirectory: URL
+        let heads: [LoadedHead]
+        if try layout.checkpointManifest() != nil {
+            let loaded = try CheckpointStore.load(directory: directory, verification: .full)
+            (encoderDirectory, heads) = (loaded.encoderDirectory, loaded.heads)
+        } else {
+            encoderDirectory = try layout.encoderDirectory()
+            heads = try layout.headTasks().sorted().map { task in
+                let head = try HeadFolder.read(layout.headsDirectory.appendingPathComponent(task))
+                guard head.manifest.task == task else {
+                    throw CheckpointError.invalidHeadManifest(path: head.directory.appendingPathComponent(CheckpointLayout.headManifest).path,
+                                                              reason: "task is '\(head.manifest.task)' but the folder is '\(task)'")
+                }
+                return head
+            }
+        }
+        let (model, _) = try loadEncoder(directory: encoderDirectory, pluginPaths: pluginPaths)
+        for head in heads where tasks.map({ $0.contains(head.manifest.task) }) ?? true {
             try model.addHead(head)
         }
         if let tasks {
             let missing = tasks.filter { model.head(named: $0) == nil }
             guard missing.isEmpty else {
-                throw TrainerError.headMismatch(task: missing[0], message:
-                    "no such head in \(directory.path) (heads: \(loaded.heads.map(\.manifest.task).joined(separator: ", ")))")
+                throw CheckpointError.headNotFound(modelDirectory: directory.path, task: missing[0], available: heads.map(\.manifest.task))
             }
         }
         return model

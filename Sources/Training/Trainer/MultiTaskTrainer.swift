@@ -23,8 +23,14 @@ public final class MultiTaskTrainer {
     public let model: MultiTaskModel
     public let tasks: [PreparedTask]
     public let totalSteps: Int
+    /// Optimizer steps per epoch; dev evaluations and checkpoints follow it when
+    /// `eval_interval` is not set.
+    public let stepsPerEpoch: Int
     public let outputDirectory: URL
     public var log: (String) -> Void
+    /// Periodic `step-N` checkpoints kept (older ones are removed); `final` and `best` are
+    /// never removed.
+    public var keptStepCheckpoints = 1
 
     private var sampler: TaskSampler
     private let samplerConfiguration: SamplerConfiguration
@@ -46,23 +52,24 @@ public final class MultiTaskTrainer {
         let (model, ignored) = try MultiTaskModel.loadEncoder(directory: URL(fileURLWithPath: config.model), pluginPaths: config.pluginPaths)
         if !ignored.isEmpty { log("encoder: ignored \(ignored.map(\.name).joined(separator: ", ")) (not used by the encoder)") }
         for refusal in model.registry.refusals { log("plugins: \(refusal)") }
+        for task in config.tasks { _ = try model.headComponent(for: task) }  // before the data is read
         self.model = model
+        if let task = config.tasks.first(where: { $0.router != nil || $0.adapter != nil }) {
+            throw task.location.error("task \(task.name) names a \(task.router != nil ? "router" : "adapter"), but the multi-task trainer does not run routers or adapters yet",
+                                      hint: "remove `router`/`adapter` from the task")
+        }
 
         var loader = DatasetLoader(skipMalformedRows: config.training.skipMalformedRows)
         let data = try loader.load(config)
         if data.skippedRowCount > 0 { log("data: skipped \(data.skippedRowCount) malformed rows (skip_malformed_rows is on)") }
-        let tokenization = try TaskTokenization(tokenizer: model.tokenizer, modelDirectory: URL(fileURLWithPath: config.model),
-                                                maxLength: config.maxLength)
-        let cache = TokenizationCache(directory: config.cacheDirectory)
+        let preparer = try SplitPreparer(tokenizer: model.tokenizer, modelDirectory: URL(fileURLWithPath: config.model),
+                                         maxLength: config.maxLength, cacheDirectory: config.cacheDirectory)
         var prepared: [PreparedTask] = []
         for (index, taskData) in data.tasks.enumerated() {
             func tokenized(_ split: TaskDataset?) throws -> PreparedSplit? {
-                guard let split else { return nil }
-                let (tokens, _) = try cache.tokenized(split, fields: taskData.config.fields, vocabularyChecksum: tokenization.vocabularyChecksum,
-                                                      maxLength: config.maxLength, tokenize: tokenization.tokenize)
-                return PreparedSplit(examples: split.examples, tokens: tokens)
+                try split.map { try preparer.prepare($0, fields: taskData.config.fields) }
             }
-            guard let train = try tokenized(taskData.train) else { continue }
+            let train = try preparer.prepare(taskData.train, fields: taskData.config.fields)
             try model.addHead(task: taskData.config, labelNames: taskData.labelNames, outputCount: taskData.outputCount,
                               classWeights: taskData.classWeights, seed: config.training.seed &+ UInt64(index + 1))
             let head = model.heads[index]
@@ -81,9 +88,10 @@ public final class MultiTaskTrainer {
         let settings = config.training
         samplerConfiguration = SamplerConfiguration(data: data, settings: settings)
         sampler = try TaskSampler(configuration: samplerConfiguration)
+        stepsPerEpoch = sampler.stepsPerEpoch(batchSize: settings.batchSize * settings.gradientAccumulation)
         switch settings.length {
         case .steps(let steps): totalSteps = steps
-        case .epochs(let epochs): totalSteps = epochs * sampler.stepsPerEpoch(batchSize: settings.batchSize * settings.gradientAccumulation)
+        case .epochs(let epochs): totalSteps = epochs * stepsPerEpoch
         }
         lossWeighting = try LossWeightingRegistry.make(settings.lossWeighting, tasks: config.tasks)
         trainable = .all(model.encoder.layout)
@@ -105,16 +113,28 @@ public final class MultiTaskTrainer {
 
     // MARK: - One optimizer step
 
+    /// Separates the heads' dropout streams from the encoder's dropout seeds.
+    static let headStreamSalt: UInt64 = 0x6865_6164_5F72_6E67
+
     /// Forward and backward over one sampled batch; gradients accumulate.
-    /// - Returns: each task's loss (nil for tasks absent from the batch).
-    private func accumulate(_ sampled: SampledBatch, microBatch: Int) throws -> [Float?] {
+    /// - Returns: each task's loss (nil for tasks absent from the batch) and the weighted total.
+    private func accumulate(_ sampled: SampledBatch, microBatch: Int) throws -> (losses: [Float?], total: Float) {
         let batch = try AssembledBatch(parts: sampled.parts.map { part in
             (part.task, part.examples, tasks[part.task].train.tokens, model.heads[part.task].isTokenLevel)
         })
         let encoderConfig = model.encoder.config
+        let counter = UInt64(scalars.step * config.training.gradientAccumulation + microBatch)
         let dropout = DropoutSettings(
-            seed: dropoutSeed(base: config.training.seed, counter: UInt64(scalars.step * config.training.gradientAccumulation + microBatch)),
+            seed: dropoutSeed(base: config.training.seed, counter: counter),
             hiddenProbability: encoderConfig.hiddenDropoutProb, attentionProbability: encoderConfig.attentionProbsDropoutProb)
+        // Heads draw dropout masks from their instance's stream. Its position is a function of
+        // (seed, micro-batch, task) rather than of everything drawn before, so a resumed run
+        // draws the masks the uninterrupted run drew without saving the streams.
+        for part in sampled.parts {
+            let head = model.heads[part.task]
+            head.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
+                                                         name: head.task).position
+        }
         let hidden = try model.encoder.forward(batch.packed, activations: activations, dropout: dropout)
         let width = encoderConfig.hiddenSize
 
@@ -149,18 +169,22 @@ public final class MultiTaskTrainer {
         }
         _ = try model.encoder.backward(outputGradient: hiddenGradients.pointer, activations: activations,
                                        gradients: encoderGradients, trainable: trainable)
-        return losses
+        return (losses, combination.total)
     }
 
     /// One optimizer step over `gradient_accumulation` sampled batches.
-    private func step() throws -> (losses: [Float?], sequences: Int, gradientNorm: Float) {
+    private func step() throws -> (losses: [Float?], total: Float, sequences: Int, gradientNorm: Float, learningRateMultiplier: Double) {
         var sums = [Float?](repeating: nil, count: tasks.count)
+        var total: Float = 0
         var sequences = 0
+        let accumulation = Float(config.training.gradientAccumulation)
         for microBatch in 0..<config.training.gradientAccumulation {
             let sampled = sampler.nextBatch(size: config.training.batchSize, mixing: config.training.mixing)
             sequences += sampled.exampleCount
-            for (task, loss) in try accumulate(sampled, microBatch: microBatch).enumerated() {
-                if let loss { sums[task] = (sums[task] ?? 0) + loss / Float(config.training.gradientAccumulation) }
+            let result = try accumulate(sampled, microBatch: microBatch)
+            total += result.total / accumulation
+            for (task, loss) in result.losses.enumerated() {
+                if let loss { sums[task] = (sums[task] ?? 0) + loss / accumulation }
             }
         }
         let norm = config.training.clipNorm.map { optimizer.clipGradientNorm(maxNorm: Float($0)) } ?? optimizer.gradientNorm()
@@ -168,20 +192,49 @@ public final class MultiTaskTrainer {
             optimizer.zeroGradients()
             throw TrainingError.nonFiniteGradient(step: scalars.step + 1, norm: norm)
         }
-        optimizer.step(learningRateMultiplier: schedule.multiplier(afterSteps: scalars.step))
+        // LambdaLR's convention (as ClassificationTrainer): step k uses the multiplier after k - 1 steps.
+        let multiplier = schedule.multiplier(afterSteps: scalars.step)
+        optimizer.step(learningRateMultiplier: multiplier)
         optimizer.zeroGradients()
         scalars.step += 1
-        return (sums, sequences, norm)
+        return (sums, total, sequences, norm, multiplier)
     }
 
     // MARK: - The run
 
+    /// The files a run writes into its output directory; `run.yaml` is the config the
+    /// command line copies there.
+    static let runFiles = [MetricsLog.fileName, RunSummary.jsonFileName, RunSummary.markdownFileName, SVGPlot.fileName, "checkpoints", "run.yaml"]
+    /// Where a new run moves an earlier run's files.
+    public static let previousRunDirectory = "previous"
+
+    /// Keeps a new run from mixing with an earlier run in the same output directory (its
+    /// metrics.jsonl would be appended to; its step checkpoints would outlive, and be resumed
+    /// instead of, the new ones): the earlier run's files move to `previous/`, which then
+    /// holds that run whole; an older `previous/` is removed. A resumed run continues in the
+    /// directory as it is.
+    public func prepareOutputDirectory(resuming: Bool) throws {
+        let files = FileManager.default
+        try files.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let earlier = Self.runFiles.filter { files.fileExists(atPath: outputDirectory.appendingPathComponent($0).path) }
+        guard !resuming, earlier.contains(where: { $0 != "run.yaml" }) else { return }
+        let previous = outputDirectory.appendingPathComponent(Self.previousRunDirectory)
+        if files.fileExists(atPath: previous.path) { try files.removeItem(at: previous) }
+        try files.createDirectory(at: previous, withIntermediateDirectories: false)
+        for name in earlier {
+            try files.moveItem(at: outputDirectory.appendingPathComponent(name), to: previous.appendingPathComponent(name))
+        }
+        log("moved the earlier run's \(earlier.joined(separator: ", ")) to \(previous.path)")
+    }
+
     /// Trains to the end (or early stopping), evaluating and checkpointing on schedule.
-    /// - Parameter resume: a checkpoint directory written by an earlier run of the same config.
+    /// - Parameter resume: a checkpoint directory written by an earlier run of the same
+    ///   config; without it, an earlier run in the output directory is moved aside first
+    ///   (see `prepareOutputDirectory`).
     public func run(resume: URL? = nil) throws -> RunSummary {
         let started = Date()
         let store = CheckpointStore(outputDirectory: outputDirectory)
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        try prepareOutputDirectory(resuming: resume != nil)
         if let resume { try restore(from: resume) }
         let metrics = try MetricsLog(url: outputDirectory.appendingPathComponent(MetricsLog.fileName),
                                      resumingAfter: resume == nil ? nil : scalars.step)
@@ -190,8 +243,11 @@ public final class MultiTaskTrainer {
         let settings = config.training
         let names = tasks.map(\.data.config.name)
         var window = [Double](repeating: 0, count: tasks.count), windowCounts = [Int](repeating: 0, count: tasks.count)
+        var totalWindow = 0.0, totalWindowCount = 0
+        let evaluationInterval = settings.evalInterval ?? stepsPerEpoch
         var stopEarly = false
         var evaluationSeconds = 0.0
+        var notes = resume.map { ["resumed from \($0.path) at step \(scalars.step)"] } ?? []
         log("training \(totalSteps) steps, batch \(settings.batchSize) x \(settings.gradientAccumulation), \(tasks.count) tasks")
 
         while scalars.step < totalSteps && !stopEarly {
@@ -204,6 +260,7 @@ public final class MultiTaskTrainer {
                 guard let loss else { continue }
                 window[task] += Double(loss); windowCounts[task] += 1; total += Double(loss)
             }
+            totalWindow += Double(result.total); totalWindowCount += 1
             progress.update(step: scalars.step, loss: total, sequences: result.sequences)
 
             if scalars.step % settings.logInterval == 0 || scalars.step == totalSteps {
@@ -211,7 +268,9 @@ public final class MultiTaskTrainer {
                 for task in tasks.indices where windowCounts[task] > 0 {
                     taskValues[names[task]] = ["loss": window[task] / Double(windowCounts[task])]
                 }
-                var values = ["learning_rate_multiplier": schedule.multiplier(afterSteps: scalars.step - 1),
+                var values = ["learning_rate": settings.optimizer.learningRate * result.learningRateMultiplier,
+                              "learning_rate_multiplier": result.learningRateMultiplier,
+                              "loss": totalWindow / Double(max(totalWindowCount, 1)),
                               "gradient_norm": Double(result.gradientNorm),
                               "sequences_per_second": Double(scalars.trainedSequences) / max(scalars.trainingSeconds, 1e-9)]
                 if let weights = lossWeighting.parameters {
@@ -219,9 +278,10 @@ public final class MultiTaskTrainer {
                 }
                 try metrics.append(step: scalars.step, kind: .train, tasks: taskValues, values: values)
                 window = window.map { _ in 0 }; windowCounts = windowCounts.map { _ in 0 }
+                totalWindow = 0; totalWindowCount = 0
             }
 
-            let evaluateNow = settings.evalInterval.map { scalars.step % $0 == 0 } ?? false
+            let evaluateNow = scalars.step % evaluationInterval == 0
             if evaluateNow || scalars.step == totalSteps, tasks.contains(where: { $0.dev != nil }) {
                 let evalStart = MetricsLog.monotonicSeconds()
                 let report = try evaluator.evaluate(tasks, split: .dev)
@@ -233,25 +293,28 @@ public final class MultiTaskTrainer {
             if evaluateNow || scalars.step == totalSteps {
                 scalars.sampler = sampler.state
                 _ = try store.save(try checkpointContents(), as: CheckpointStore.stepName(scalars.step))
-                _ = try store.pruneStepCheckpoints(keepingLast: 1)
+                _ = try store.pruneStepCheckpoints(keepingLast: keptStepCheckpoints)
             }
         }
         progress.finish()
-        if stopEarly { log("early stopping at step \(scalars.step): no improvement in \(settings.earlyStopping.metric) for \(settings.earlyStopping.patience ?? 0) evaluations") }
+        if stopEarly {
+            notes.append("stopped early at step \(scalars.step): no improvement in \(settings.earlyStopping.metric) for \(settings.earlyStopping.patience ?? 0) evaluations")
+            log(notes[notes.count - 1])
+        }
         scalars.sampler = sampler.state
         _ = try store.save(try checkpointContents(), as: "final")
 
-        // Test sets, with the best checkpoint's weights when there is one.
+        // Test sets: with early stopping, the best checkpoint's weights; else the final ones.
         let evalStart = MetricsLog.monotonicSeconds()
-        var testReport: EvaluationReport?
+        var testStep: Int?
         if tasks.contains(where: { $0.test != nil }) {
-            let bestModel = (try? store.load("best", verification: .sizes)) != nil
-                ? try MultiTaskModel.load(checkpoint: store.directory.appendingPathComponent("best"), pluginPaths: config.pluginPaths)
-                : model
-            let report = try Evaluator(model: bestModel).evaluate(tasks, split: .test)
-            try metrics.append(step: scalars.step, kind: .test, tasks: report.dictionary, values: ["overall": report.overall])
-            log("test (\(bestModel === model ? "final" : "best") weights): \(report.oneLine)")
-            testReport = report
+            let (testModel, step) = try modelForTesting(store: store)
+            let report = try Evaluator(model: testModel).evaluate(tasks, split: .test)
+            try metrics.append(step: scalars.step, kind: .test, tasks: report.dictionary,
+                               values: ["overall": report.overall, "weights_step": Double(step)])
+            log("test (\(step == scalars.step ? "final" : "best") weights, step \(step)): \(report.oneLine)")
+            notes.append("test split scored with the \(step == scalars.step ? "final" : "best") weights (step \(step))")
+            testStep = step
         }
         evaluationSeconds += MetricsLog.monotonicSeconds() - evalStart
 
@@ -262,14 +325,37 @@ public final class MultiTaskTrainer {
         summary.finished = ISO8601DateFormatter().string(from: Date())
         summary.bestStep = scalars.bestStep
         summary.bestMetricName = settings.earlyStopping.metric
-        summary.tasks = RunSummary.taskResults(from: records, devStep: scalars.bestStep)
+        summary.bestMetricValue = scalars.bestValue
+        // The dev column shows the evaluation of the weights the test column used.
+        summary.tasks = RunSummary.taskResults(from: records, devStep: testStep ?? scalars.bestStep).map { result in
+            var result = result
+            result.taskType = config.task(named: result.task)?.type.rawValue
+            return result
+        }
+        summary.checkpoints = Dictionary(uniqueKeysWithValues: try store.list().map { ($0.name, "checkpoints/\($0.name)") })
+        summary.notes = notes
         summary.timings = RunSummary.Timings(wallSeconds: Date().timeIntervalSince(started), trainingSeconds: scalars.trainingSeconds,
                                              evaluationSeconds: evaluationSeconds,
                                              sequencesPerSecond: Double(scalars.trainedSequences) / max(scalars.trainingSeconds, 1e-9))
         try summary.write(to: outputDirectory)
         try SVGPlot.trainingCurves(from: records).write(to: outputDirectory.appendingPathComponent(SVGPlot.fileName))
-        _ = testReport
         return summary
+    }
+
+    /// The weights the test split is scored with, and their step: the `best` checkpoint when
+    /// early stopping is configured (it is the model early stopping selects), otherwise the
+    /// weights in memory (those of `final`). A `best` from another run (a stale directory, or
+    /// a resume from another output directory) is never used.
+    private func modelForTesting(store: CheckpointStore) throws -> (MultiTaskModel, Int) {
+        guard config.training.earlyStopping.patience != nil, let bestStep = scalars.bestStep, bestStep != scalars.step else {
+            return (model, scalars.step)
+        }
+        let directory = store.directory.appendingPathComponent("best")
+        guard let best = try? CheckpointStore.load(directory: directory, verification: .sizes), best.step == bestStep else {
+            log("test: no checkpoint of the best step \(bestStep) in \(directory.path) (resumed from another output directory?); using the final weights")
+            return (model, scalars.step)
+        }
+        return (try MultiTaskModel.load(checkpoint: directory, pluginPaths: config.pluginPaths), bestStep)
     }
 
     /// Tracks the best dev score; saves "best" on improvement. Returns whether to stop early.
@@ -301,14 +387,9 @@ public final class MultiTaskTrainer {
         if let weights = lossWeighting.parameters {
             try writer.add("loss_weighting.values", shape: [weights.parameterCount], floats: Array(weights.values))
         }
-        let encoder = model.encoder
         return CheckpointContents(
             step: scalars.step,
-            writeEncoder: { directory in
-                try encoder.saveWeights(to: directory.appendingPathComponent("model.safetensors"))
-                let configData = try Data(contentsOf: URL(fileURLWithPath: self.config.model).appendingPathComponent("config.json"))
-                try configData.write(to: directory.appendingPathComponent("config.json"))
-            },
+            writeEncoder: MultiTaskModel.encoderWriter(model.encoder, configFrom: URL(fileURLWithPath: config.model)),
             tokenizerDirectory: model.tokenizerDirectory,
             heads: try model.headSnapshots(),
             trainerState: try TrainerStateSnapshot(writer: writer, scalars: scalars))

@@ -33,12 +33,17 @@ public final class Predictor {
             tokens.lines.append(Int32(line + 1))
             tokens.offsets.append(tokens.ids.count)
         }
-        let perHead = try decode(heads: model.heads, tokens: tokens)
+        let wordCounts = texts.map { $0.pair == nil ? $0.text.split(whereSeparator: \.isWhitespace).count : nil }
+        let perHead = try decode(heads: model.heads, tokens: tokens, wordCounts: wordCounts)
         return texts.indices.map { index in model.heads.indices.map { (model.heads[$0].task, perHead[$0][index]) } }
     }
 
     /// Each head's decode JSON for every example of `tokens`: [head][example].
-    public func decode(heads: [TaskHead], tokens: TokenizedDataset) throws -> [[String]] {
+    /// - Parameter wordCounts: per example, the words a token head labels (nil: as many as
+    ///   reached the encoder). A token head's `"labels"` then hold exactly one entry per word,
+    ///   `null` for a word no piece of which reached the encoder (cut off by `max_length`, or
+    ///   a word the tokenizer drops entirely), so labels never shift onto the wrong word.
+    public func decode(heads: [TaskHead], tokens: TokenizedDataset, wordCounts: [Int?]? = nil) throws -> [[String]] {
         var results = [[String]](repeating: [], count: heads.count)
         for start in stride(from: 0, to: tokens.count, by: batchSize) {
             let examples = Array(start..<min(start + batchSize, tokens.count))
@@ -51,15 +56,61 @@ public final class Predictor {
                 let (outputs, _) = try hidden.withUnsafeBufferPointer { features in
                     try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: wordIds, training: false)
                 }
-                for row in examples.indices {
+                for (row, example) in examples.enumerated() {
                     let rows = head.isTokenLevel
                         ? Int(part.sequenceOffsets[row])..<Int(part.sequenceOffsets[row + 1])
                         : row..<(row + 1)
-                    results[index].append(try head.instance.decode(outputs: Array(outputs[(rows.lowerBound * width)..<(rows.upperBound * width)]),
-                                                                   wordIds: wordIds.map { Array($0[rows]) }))
+                    let rowOutputs = Array(outputs[(rows.lowerBound * width)..<(rows.upperBound * width)])
+                    guard let wordIds else {
+                        results[index].append(try head.instance.decode(outputs: rowOutputs, wordIds: nil))
+                        continue
+                    }
+                    let alignment = WordAlignment(wordIds: Array(wordIds[rows]))
+                    let json = try head.instance.decode(outputs: rowOutputs, wordIds: alignment.consecutiveWordIds)
+                    results[index].append(try alignment.spread(json, wordCount: wordCounts?[example], task: head.task))
                 }
             }
         }
         return results
+    }
+}
+
+/// The words of one sequence that have pieces, renumbered 0, 1, 2, ... for a token head's
+/// `decode` (which labels each word at its first piece and needs consecutive word ids), and
+/// the way back: the head's labels spread over every word, `null` for words without pieces.
+struct WordAlignment {
+    /// The word ids with words numbered by order of appearance; -1 stays -1.
+    let consecutiveWordIds: [Int32]
+    /// The original id of each renumbered word.
+    let presentWords: [Int]
+
+    init(wordIds: [Int32]) {
+        var renumbered: [Int32: Int32] = [:]
+        var present: [Int] = []
+        consecutiveWordIds = wordIds.map { word in
+            guard word >= 0 else { return -1 }
+            if let number = renumbered[word] { return number }
+            renumbered[word] = Int32(present.count)
+            present.append(Int(word))
+            return Int32(present.count - 1)
+        }
+        presentWords = present
+    }
+
+    /// `json` unchanged when every word has its label, else its `"labels"` list with one entry
+    /// per word of `wordCount` (default: up to the last word present).
+    func spread(_ json: String, wordCount: Int?, task: String) throws -> String {
+        let count = wordCount ?? (presentWords.last.map { $0 + 1 } ?? 0)
+        if presentWords == Array(0..<count) { return json }
+        guard case .object(var object) = try? JSONNode.parse(json), case .array(let labels)? = object["labels"] else {
+            throw TrainerError.prediction(task: task, message: "expected {\"labels\": [...]} from a token head, got \(json.prefix(80))")
+        }
+        guard labels.count == presentWords.count else {
+            throw TrainerError.prediction(task: task, message: "\(labels.count) labels for \(presentWords.count) words with pieces")
+        }
+        var spread = [JSONNode](repeating: .null, count: max(count, (presentWords.last ?? -1) + 1))
+        for (label, word) in zip(labels, presentWords) { spread[word] = label }
+        object["labels"] = .array(spread)
+        return JSONNode.object(object).jsonText
     }
 }

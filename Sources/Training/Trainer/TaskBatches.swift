@@ -69,7 +69,7 @@ struct AssembledBatch {
 /// prediction as {"label": name}, {"labels": [names]}, {"value": x}, {"values": [x, ...]}
 /// or {name: x, ...} for named regression outputs (docs/abi.md).
 enum PredictionReader {
-    static func label(from json: String, head: TaskHead, goldWordCount: Int?) throws -> LabelValue {
+    static func label(from json: String, head: TaskHead) throws -> LabelValue {
         let value = try JSONValue(parsing: json, source: "\(head.task) prediction")
         func classIndex(_ name: JSONValue) throws -> Int {
             guard case .string(let text) = name, let index = head.labelNames.firstIndex(of: text) else {
@@ -89,13 +89,11 @@ enum PredictionReader {
             return .classIndices(try names.map(classIndex).sorted())
         case .tokenClassification:
             guard case .array(let names)? = fields["labels"] else { throw TrainerError.prediction(task: head.task, message: "no \"labels\" list") }
-            var classes = try names.map(classIndex)
-            // Words cut off by max_length have no prediction: they count as the first class
-            // ("O" sorts first in the usual tag sets), so truncation costs recall, visibly.
-            if let goldWordCount, classes.count < goldWordCount {
-                classes += [Int](repeating: 0, count: goldWordCount - classes.count)
-            }
-            return .wordClasses(classes)
+            // A word without a prediction (null: cut off by max_length, or no pieces) counts as
+            // the outside tag "O" (the first class when there is none): it costs recall and
+            // never invents an entity.
+            let missing = head.labelNames.firstIndex(of: "O") ?? 0
+            return .wordClasses(try names.map { $0 == .null ? missing : try classIndex($0) })
         case .regression:
             if case .number(let number)? = fields["value"] { return .values([Float(number)]) }
             if case .array(let numbers)? = fields["values"] {

@@ -52,3 +52,26 @@ public struct TaskTokenization {
                                 wordIds: encoding.wordIds.map { Int32($0 ?? -1) })
     }
 }
+
+/// Tokenises task splits through the tokenisation cache into `PreparedSplit`s; the trainer
+/// and `polyhead eval` prepare their data through here.
+public struct SplitPreparer {
+    public let tokenization: TaskTokenization
+    public let cache: TokenizationCache
+
+    /// - Parameters:
+    ///   - modelDirectory: holds the tokenizer files (its vocabulary keys the cache).
+    ///   - maxLength: the run's `max_length`.
+    ///   - cacheDirectory: the run's `cache_directory`.
+    public init(tokenizer: BertTokenizer, modelDirectory: URL, maxLength: Int, cacheDirectory: String) throws {
+        tokenization = try TaskTokenization(tokenizer: tokenizer, modelDirectory: modelDirectory, maxLength: maxLength)
+        cache = TokenizationCache(directory: cacheDirectory)
+    }
+
+    /// The split's examples with their token ids, read from the cache when it matches.
+    public func prepare(_ split: TaskDataset, fields: FieldNames) throws -> PreparedSplit {
+        let (tokens, _) = try cache.tokenized(split, fields: fields, vocabularyChecksum: tokenization.vocabularyChecksum,
+                                              maxLength: tokenization.maxLength, tokenize: tokenization.tokenize)
+        return PreparedSplit(examples: split.examples, tokens: tokens)
+    }
+}

@@ -6,6 +6,7 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
     case prediction(task: String, message: String)
     case resume(String)
     case nonFiniteLoss(step: Int, task: String)
+    case evaluation(String)
 
     public var description: String {
         switch self {
@@ -19,6 +20,8 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
             return "cannot resume: \(message)"
         case .nonFiniteLoss(let step, let task):
             return "step \(step): task \(task) produced a non-finite loss; lower the learning rate or check its labels"
+        case .evaluation(let message):
+            return "cannot evaluate: \(message)"
         }
     }
 }
