@@ -40,6 +40,6 @@ final class TrainingThroughTheHostTests: XCTestCase {
         XCTAssertLessThan(losses.last!, 0.3 * losses[0])
         XCTAssertLessThan(error, 0.2)
         let decoded = try head.decode(outputs: Array(lastOutputs[4..<6]), wordIds: nil)
-        XCTAssertEqual(decoded, #"{"level":"long","rank":2}"#)
+        XCTAssertEqual(decoded, #"{"label":"long","rank":2}"#)
     }
 }

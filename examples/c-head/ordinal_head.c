@@ -40,15 +40,18 @@ typedef struct {
 static ph_status ordinal_create(const ph_create_args *args, ph_instance **out_instance, ph_error_sink *errors) {
     char message[160];
     *out_instance = NULL;
+    /* "labels" is the task's label set, which polyhead adds to a classification head's config;
+     * it names the levels when "levels" is not given. */
     const ph_json *levels = services->json_member(args->config, "levels");
+    if (levels == NULL) levels = services->json_member(args->config, "labels");
     const int64_t count = services->json_count(levels);
     if (services->json_type(levels) != PH_JSON_ARRAY || count < 2 || count > MAX_LEVELS) {
-        return fail(errors, PH_STATUS_INVALID_ARGUMENT, "config needs \"levels\": 2 to 64 level names, lowest first");
+        return fail(errors, PH_STATUS_INVALID_ARGUMENT, "config needs \"levels\" (or \"labels\"): 2 to 64 level names, lowest first");
     }
     for (int64_t key = 0; key < services->json_count(args->config); key++) {
         const char *name = services->json_key(args->config, key);
-        if (strcmp(name, "levels") != 0 && strcmp(name, "pooling") != 0) {
-            snprintf(message, sizeof message, "unknown config key \"%s\" (known: levels, pooling)", name);
+        if (strcmp(name, "levels") != 0 && strcmp(name, "labels") != 0 && strcmp(name, "pooling") != 0) {
+            snprintf(message, sizeof message, "unknown config key \"%s\" (known: levels, labels, pooling)", name);
             return fail(errors, PH_STATUS_INVALID_ARGUMENT, message);
         }
     }
@@ -251,7 +254,7 @@ static ph_status ordinal_decode(ph_instance *instance, const ph_tensor *outputs,
     if (outputs->shape[0] != 1) return fail(errors, PH_STATUS_INVALID_ARGUMENT, "decode takes one example's row");
     const int64_t rank = rank_of(outputs->data, head->levels - 1);
     char text[128];
-    const int length = snprintf(text, sizeof text, "{\"level\":\"%s\",\"rank\":%lld}", head->names[rank], (long long)rank);
+    const int length = snprintf(text, sizeof text, "{\"label\":\"%s\",\"rank\":%lld}", head->names[rank], (long long)rank);
     sink->append(sink, text, length);
     return PH_STATUS_OK;
 }
