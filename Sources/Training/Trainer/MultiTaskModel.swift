@@ -29,6 +29,23 @@ public struct TaskHead {
     var isTokenLevel: Bool { instance.layout.granularity == .token }
 }
 
+/// An encoder adapter plugin instance (e.g. polyhead.lora) shared by the tasks naming it.
+public struct ModelAdapter {
+    public let name: String
+    public let instance: AdapterInstance
+    /// What the encoder calls at the sites the instance hooks.
+    public let encoderAdapter: PluginEncoderAdapter
+    public let optionsJSON: String
+}
+
+/// A router plugin instance (e.g. polyhead.mmoe) between the encoder and the heads of the
+/// tasks naming it; a task's index is its position in `instance.taskNames`.
+public struct ModelRouter {
+    public let name: String
+    public let instance: RouterInstance
+    public let optionsJSON: String
+}
+
 /// The shared encoder and one plugin head per task: everything a checkpoint holds.
 public final class MultiTaskModel {
     public let encoder: BertEncoder
@@ -36,6 +53,9 @@ public final class MultiTaskModel {
     /// Where the tokenizer files come from (copied into every checkpoint).
     public let tokenizerDirectory: URL
     public private(set) var heads: [TaskHead] = []
+    /// Adapters hooking the encoder for every task (one shared instance per adapter name).
+    public private(set) var adapters: [ModelAdapter] = []
+    public private(set) var routers: [ModelRouter] = []
     public let registry: PluginRegistry
 
     init(encoder: BertEncoder, tokenizer: BertTokenizer, tokenizerDirectory: URL, registry: PluginRegistry) {
@@ -59,6 +79,47 @@ public final class MultiTaskModel {
     }
 
     public func head(named task: String) -> TaskHead? { heads.first { $0.task == task } }
+
+    /// What the encoder's forward and backward call at the linear layers (all adapters apply
+    /// to every row: adapters are shared by all tasks).
+    public var encoderAdapters: [EncoderAdapter] { adapters.map(\.encoderAdapter) }
+
+    /// The router a task's features go through, and the task's index among its tasks.
+    public func route(of task: String) -> (router: ModelRouter, index: Int)? {
+        for router in routers {
+            if let index = router.instance.taskNames.firstIndex(of: task) { return (router, index) }
+        }
+        return nil
+    }
+
+    /// The width of the features a task's head receives: its router's output, or the encoder's.
+    func headInputWidth(task: String) -> Int { route(of: task)?.router.instance.outputWidth ?? encoder.config.hiddenSize }
+
+    private func component(_ id: String, kind: ComponentKind) throws -> Component {
+        let component = try registry.component(id: id)
+        guard component.kind == kind else {
+            throw PluginError(.invalidRequest, "\(id) is a \(component.kind.rawValue), not a \(kind.rawValue)")
+        }
+        return component
+    }
+
+    /// Creates an adapter instance over the encoder's linear layers.
+    public func addAdapter(name: String, plugin: String, optionsJSON: String, seed: UInt64) throws {
+        let instance = try AdapterInstance(component: component(plugin, kind: .encoderAdapter), name: name, configJSON: optionsJSON,
+                                           inputWidth: encoder.config.hiddenSize,
+                                           sites: PluginEncoderAdapter.sites(for: encoder.config), seed: seed)
+        guard !instance.hookedSites.isEmpty else {
+            throw PluginError(.invalidRequest, "adapter \(name) (\(plugin)) hooks none of the encoder's linear layers")
+        }
+        adapters.append(ModelAdapter(name: name, instance: instance, encoderAdapter: PluginEncoderAdapter(instance), optionsJSON: optionsJSON))
+    }
+
+    /// Creates a router instance shared by `taskNames` (in that task index order).
+    public func addRouter(name: String, plugin: String, optionsJSON: String, taskNames: [String], seed: UInt64) throws {
+        let instance = try RouterInstance(component: component(plugin, kind: .router), name: name, configJSON: optionsJSON,
+                                          inputWidth: encoder.config.hiddenSize, taskNames: taskNames, seed: seed)
+        routers.append(ModelRouter(name: name, instance: instance, optionsJSON: optionsJSON))
+    }
 
     /// The loaded plugin component a task's config names as its head.
     /// - Throws: `ConfigError` at the task's `head` naming the task and what is loaded.
@@ -88,7 +149,7 @@ public final class MultiTaskModel {
         let component = try headComponent(for: task)
         let optionsJSON = JSONNode.object(options).jsonText
         let instance = try HeadInstance(component: component, name: task.name, configJSON: optionsJSON,
-                                        inputWidth: encoder.config.hiddenSize, seed: seed)
+                                        inputWidth: headInputWidth(task: task.name), seed: seed)
         heads.append(TaskHead(task: task.name, type: task.type, labelNames: labelNames, instance: instance, optionsJSON: optionsJSON))
     }
 
@@ -110,7 +171,7 @@ public final class MultiTaskModel {
         }
         let optionsJSON = String(decoding: try manifest.options.jsonData(), as: UTF8.self)
         let instance = try HeadInstance(component: component, name: manifest.task, configJSON: optionsJSON,
-                                        inputWidth: encoder.config.hiddenSize)
+                                        inputWidth: headInputWidth(task: manifest.task))
         for parameter in instance.parameters.parameters {
             try loaded.weights.copyFloats(parameter.name, into: instance.parameters.values(of: parameter))
         }
@@ -137,6 +198,20 @@ public final class MultiTaskModel {
                                appliesWeightDecay: !parameter.noDecay, trainable: parameter.trainable)
             }
         }))
+        func componentRanges(_ prefix: String, _ block: ParameterBlock) -> [ParameterRange] {
+            let storage = HeadParameterStorage(block)
+            return block.parameters.map { parameter in
+                ParameterRange(name: "\(prefix).\(parameter.name)", storage: storage,
+                               range: parameter.offset..<(parameter.offset + parameter.count),
+                               appliesWeightDecay: !parameter.noDecay, trainable: parameter.trainable)
+            }
+        }
+        if !routers.isEmpty {
+            groups.append(group("routers", routers.flatMap { componentRanges("routers.\($0.name)", $0.instance.parameters) }))
+        }
+        if !adapters.isEmpty {
+            groups.append(group("adapters", adapters.flatMap { componentRanges("adapters.\($0.name)", $0.instance.parameters) }))
+        }
         if let lossWeighting {
             groups.append(group(LossWeightingParameters.groupName, lossWeighting.names.enumerated().map { index, name in
                 ParameterRange(name: "\(LossWeightingParameters.groupName).\(name)", storage: lossWeighting,
@@ -173,6 +248,104 @@ public final class MultiTaskModel {
         }
     }
 
+    // MARK: - Routers and adapters in checkpoints
+
+    /// A checkpoint's folders beside `encoder/` and `heads/`: `adapters/<name>/` holds the
+    /// adapter's component folder (`manifest.json` with component_kind "adapter",
+    /// `weights.safetensors`) and its PEFT export (`adapter_config.json`,
+    /// `adapter_model.safetensors`); `routers/<name>/` the router's component folder, whose
+    /// manifest's `label_names` are the tasks it serves in task index order.
+    public static let adaptersDirectory = "adapters"
+    public static let routersDirectory = "routers"
+
+    private func componentManifest(_ component: Component, name: String, optionsJSON: String, taskNames: [String]) throws -> HeadManifest {
+        HeadManifest(task: name, pluginID: component.id, pluginVersion: component.version,
+                     abiVersion: ABIVersion(major: component.plugin.abiMajor, minor: component.plugin.abiMinor),
+                     componentKind: component.kind.shortName, taskType: component.kind.shortName,
+                     options: try ManifestJSON(jsonData: Data(optionsJSON.utf8)), labelNames: taskNames,
+                     encoderHiddenSize: encoder.config.hiddenSize)
+    }
+
+    private static func tensors(_ block: ParameterBlock) -> [NamedTensor] {
+        block.parameters.map { NamedTensor($0.name, shape: $0.shape, floats: Array(block.values(of: $0))) }
+    }
+
+    /// Writes the encoder (as `encoderWriter`), then the routers' and adapters' folders beside
+    /// it in the checkpoint being built, and each adapter's PEFT export.
+    func checkpointWriter(configFrom baseModel: URL) -> (URL) throws -> Void {
+        let writeEncoder = Self.encoderWriter(encoder, configFrom: baseModel)
+        return { [self] directory in
+            try writeEncoder(directory)
+            guard !routers.isEmpty || !adapters.isEmpty else { return }
+            let checkpoint = directory.deletingLastPathComponent()
+            let checksum = try SHA256.hash(fileAt: directory.appendingPathComponent("model.safetensors")).hexString
+            for router in routers {
+                var manifest = try componentManifest(router.instance.component, name: router.name, optionsJSON: router.optionsJSON,
+                                                     taskNames: router.instance.taskNames)
+                manifest.encoderSHA256 = checksum
+                try HeadFolder.write(manifest: manifest, tensors: Self.tensors(router.instance.parameters),
+                                     to: checkpoint.appendingPathComponent(Self.routersDirectory).appendingPathComponent(router.name))
+            }
+            for adapter in adapters {
+                var manifest = try componentManifest(adapter.instance.component, name: adapter.name, optionsJSON: adapter.optionsJSON, taskNames: [])
+                manifest.encoderSHA256 = checksum
+                let folder = checkpoint.appendingPathComponent(Self.adaptersDirectory).appendingPathComponent(adapter.name)
+                try HeadFolder.write(manifest: manifest, tensors: Self.tensors(adapter.instance.parameters), to: folder)
+                try PEFTAdapterFormat.export(adapter.instance, to: folder, baseModel: baseModel.path)
+            }
+        }
+    }
+
+    /// The component folders under `directory/<kind>/`, sorted by name.
+    static func componentFolders(in directory: URL, kind: String) throws -> [LoadedHead] {
+        let parent = directory.appendingPathComponent(kind)
+        guard FileManager.default.fileExists(atPath: parent.path) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: parent.path).sorted()
+            .filter { FileManager.default.fileExists(atPath: parent.appendingPathComponent($0).appendingPathComponent(CheckpointLayout.headManifest).path) }
+            .map { try HeadFolder.read(parent.appendingPathComponent($0)) }
+    }
+
+    private static func copyWeights(_ folder: LoadedHead, into block: ParameterBlock) throws {
+        for parameter in block.parameters {
+            try folder.weights.copyFloats(parameter.name, into: block.values(of: parameter))
+        }
+    }
+
+    /// Recreates the routers and adapters a checkpoint holds (before its heads, whose input
+    /// width a router sets).
+    func addComponents(from checkpoint: URL) throws {
+        for folder in try Self.componentFolders(in: checkpoint, kind: Self.routersDirectory) {
+            let manifest = folder.manifest
+            try addRouter(name: manifest.task, plugin: manifest.pluginID, optionsJSON: String(decoding: try manifest.options.jsonData(), as: UTF8.self),
+                          taskNames: manifest.labelNames, seed: 0)
+            try Self.copyWeights(folder, into: routers[routers.count - 1].instance.parameters)
+        }
+        for folder in try Self.componentFolders(in: checkpoint, kind: Self.adaptersDirectory) {
+            let manifest = folder.manifest
+            try addAdapter(name: manifest.task, plugin: manifest.pluginID, optionsJSON: String(decoding: try manifest.options.jsonData(), as: UTF8.self),
+                           seed: 0)
+            try Self.copyWeights(folder, into: adapters[adapters.count - 1].instance.parameters)
+        }
+    }
+
+    /// Puts the routers' and adapters' weights of a checkpoint back (resume).
+    func restoreComponentWeights(from checkpoint: URL) throws {
+        let routerFolders = try Self.componentFolders(in: checkpoint, kind: Self.routersDirectory)
+        for router in routers {
+            guard let folder = routerFolders.first(where: { $0.manifest.task == router.name }) else {
+                throw TrainerError.resume("\(checkpoint.path) has no \(Self.routersDirectory)/\(router.name)/ for router \(router.name)")
+            }
+            try Self.copyWeights(folder, into: router.instance.parameters)
+        }
+        let adapterFolders = try Self.componentFolders(in: checkpoint, kind: Self.adaptersDirectory)
+        for adapter in adapters {
+            guard let folder = adapterFolders.first(where: { $0.manifest.task == adapter.name }) else {
+                throw TrainerError.resume("\(checkpoint.path) has no \(Self.adaptersDirectory)/\(adapter.name)/ for adapter \(adapter.name)")
+            }
+            try Self.copyWeights(folder, into: adapter.instance.parameters)
+        }
+    }
+
     /// Loads a trained model directory: a checkpoint written by `polyhead train` (verified
     /// against its `checkpoint.json`), or a plain Hugging Face model directory with heads
     /// imported into `heads/<task>/`.
@@ -196,6 +369,7 @@ public final class MultiTaskModel {
             }
         }
         let (model, _) = try loadEncoder(directory: encoderDirectory, pluginPaths: pluginPaths)
+        try model.addComponents(from: directory)
         for head in heads where tasks.map({ $0.contains(head.manifest.task) }) ?? true {
             try model.addHead(head)
         }

@@ -42,6 +42,42 @@ public final class MultiTaskTrainer {
     private let activations = EncoderActivations()
     private var hiddenGradients = FloatBuffer(count: 0)
     private var scalars: TrainerScalars
+    /// polyhead.mmoe.expert_usage, when a router is used and its plugin has it.
+    private let expertUsage: ExtensionFunction?
+
+    /// Creates the routers and adapters tasks name. One adapter is shared by every task (the
+    /// encoder runs once per batch); a router serves the tasks naming it, in config order.
+    static func addComponents(config: RunConfig, to model: MultiTaskModel) throws {
+        let adapterNames = Set(config.tasks.compactMap(\.adapter))
+        if let first = config.tasks.first(where: { $0.adapter != nil }) {
+            if adapterNames.count > 1 || config.tasks.contains(where: { $0.adapter == nil }) {
+                let without = config.tasks.filter { $0.adapter == nil }.map(\.name)
+                throw first.location.error(
+                    "tasks name \(adapterNames.count > 1 ? "different adapters (\(adapterNames.sorted().joined(separator: ", ")))" : "an adapter, but \(without.joined(separator: ", ")) do not"); the trainer runs one adapter shared by all tasks (per-task adapters are not implemented)",
+                    hint: "give every task the same `adapter`, or none")
+            }
+        }
+        for (index, declared) in config.adapters.enumerated() where adapterNames.contains(declared.name) {
+            do {
+                try model.addAdapter(name: declared.name, plugin: declared.settings.plugin,
+                                     optionsJSON: JSONNode.object(declared.settings.options).jsonText,
+                                     seed: config.training.seed &+ 0x4144_0000 &+ UInt64(index))
+            } catch let error as PluginError {
+                throw declared.settings.location.error("adapter \(declared.name): \(error)")
+            }
+        }
+        for (index, declared) in config.routers.enumerated() {
+            let taskNames = config.tasks.filter { $0.router == declared.name }.map(\.name)
+            guard !taskNames.isEmpty else { continue }
+            do {
+                try model.addRouter(name: declared.name, plugin: declared.settings.plugin,
+                                    optionsJSON: JSONNode.object(declared.settings.options).jsonText,
+                                    taskNames: taskNames, seed: config.training.seed &+ 0x524F_0000 &+ UInt64(index))
+            } catch let error as PluginError {
+                throw declared.settings.location.error("router \(declared.name): \(error)")
+            }
+        }
+    }
 
     /// Loads the encoder, the plugins and the data, tokenises (cached), creates the heads and
     /// lets them see their training targets.
@@ -54,10 +90,14 @@ public final class MultiTaskTrainer {
         for refusal in model.registry.refusals { log("plugins: \(refusal)") }
         for task in config.tasks { _ = try model.headComponent(for: task) }  // before the data is read
         self.model = model
-        if let task = config.tasks.first(where: { $0.router != nil || $0.adapter != nil }) {
-            throw task.location.error("task \(task.name) names a \(task.router != nil ? "router" : "adapter"), but the multi-task trainer does not run routers or adapters yet",
-                                      hint: "remove `router`/`adapter` from the task")
+        try Self.addComponents(config: config, to: model)
+        for adapter in model.adapters {
+            log("adapter \(adapter.name): \(adapter.instance.component.id), \(adapter.instance.hookedSites.count) sites, \(adapter.instance.parameters.count) parameters; base encoder frozen")
         }
+        for router in model.routers {
+            log("router \(router.name): \(router.instance.component.id) for \(router.instance.taskNames.joined(separator: ", ")), output width \(router.instance.outputWidth)")
+        }
+        expertUsage = model.routers.isEmpty ? nil : try? model.registry.extensionFunction(named: "polyhead.mmoe.expert_usage")
 
         var loader = DatasetLoader(skipMalformedRows: config.training.skipMalformedRows)
         let data = try loader.load(config)
@@ -94,7 +134,9 @@ public final class MultiTaskTrainer {
         case .epochs(let epochs): totalSteps = epochs * stepsPerEpoch
         }
         lossWeighting = try LossWeightingRegistry.make(settings.lossWeighting, tasks: config.tasks)
-        trainable = .all(model.encoder.layout)
+        // With an adapter, the base encoder is frozen: no gradients, no optimizer state; the
+        // backward still reaches the lowest layer an adapter hooks.
+        trainable = model.adapters.isEmpty ? .all(model.encoder.layout) : .none(model.encoder.layout)
         encoderGradients = FloatBuffer(count: model.encoder.layout.totalCount)
         optimizer = try AdamW(groups: model.parameterGroups(optimizer: settings.optimizer, encoderGradients: encoderGradients,
                                                             trainable: trainable, lossWeighting: lossWeighting.parameters),
@@ -135,22 +177,41 @@ public final class MultiTaskTrainer {
             head.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
                                                          name: head.task).position
         }
-        let hidden = try model.encoder.forward(batch.packed, activations: activations, dropout: dropout)
+        for adapter in model.adapters {
+            adapter.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
+                                                            name: "adapters/" + adapter.name).position
+        }
+        for router in model.routers {
+            router.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
+                                                           name: "routers/" + router.name).position
+        }
+        let hidden = try model.encoder.forward(batch.packed, activations: activations, dropout: dropout, adapters: model.encoderAdapters)
         let width = encoderConfig.hiddenSize
 
         // Heads forward and loss, per task.
         var losses = [Float?](repeating: nil, count: tasks.count)
-        var pending: [(part: AssembledBatch.Part, saved: SavedState?, gradient: [Float], features: UnsafeBufferPointer<Float>)] = []
+        var pending: [(part: AssembledBatch.Part, saved: SavedState?, gradient: [Float], features: UnsafeBufferPointer<Float>,
+                       routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?)] = []
         for part in batch.parts {
             let head = model.heads[part.task]
             let features = UnsafeBufferPointer(rebasing: hidden[(part.tokenRange.lowerBound * width)..<(part.tokenRange.upperBound * width)])
-            let (outputs, saved) = try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets,
-                                                             wordIds: part.wordIds, training: true)
+            // A routed task's head sees the router's features for the task.
+            var routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?
+            if let route = model.route(of: head.task) {
+                let (outputs, saved) = try route.router.instance.forward(taskIndex: route.index, features: features, sequenceOffsets: part.sequenceOffsets,
+                                                                         wordIds: part.wordIds, training: true)
+                routed = (route.router.instance, saved, outputs)
+            }
+            let (outputs, saved) = try routed.map { routed in
+                try routed.outputs.withUnsafeBufferPointer {
+                    try head.instance.forward(features: $0, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
+                }
+            } ?? head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
             let targets = try HeadTargets.concatenating(part.examples.map { tasks[part.task].trainTargets[$0] })
             let (loss, gradient) = try head.instance.loss(outputs: outputs, targets: targets)
             guard loss.isFinite else { throw TrainerError.nonFiniteLoss(step: scalars.step + 1, task: head.task) }
             losses[part.task] = Float(loss)
-            pending.append((part, saved, gradient, features))
+            pending.append((part, saved, gradient, features, routed))
         }
 
         // Combine, then backward through each head into its slice of d(hidden), then the encoder.
@@ -163,9 +224,24 @@ public final class MultiTaskTrainer {
             let scale = combination.lossGradients[item.part.task] * accumulationScale
             let destination = UnsafeMutableBufferPointer(start: hiddenGradients.pointer + item.part.tokenRange.lowerBound * width,
                                                          count: item.part.tokenRange.count * width)
-            try model.heads[item.part.task].instance.backward(item.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
-                                                              wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale },
-                                                              featureGradient: destination)
+            let head = model.heads[item.part.task].instance
+            if let routed = item.routed {
+                // Head backward into d(router outputs), then the router's backward into d(features).
+                var routedGradient = [Float](repeating: 0, count: routed.outputs.count)
+                try routed.outputs.withUnsafeBufferPointer { routedFeatures in
+                    try routedGradient.withUnsafeMutableBufferPointer { gradient in
+                        try head.backward(item.saved, features: routedFeatures, sequenceOffsets: item.part.sequenceOffsets,
+                                          wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale }, featureGradient: gradient)
+                    }
+                }
+                let featureGradient = try routed.router.backward(routed.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
+                                                                 wordIds: item.part.wordIds, outputGradient: routedGradient)
+                featureGradient.withUnsafeBufferPointer { destination.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+            } else {
+                try head.backward(item.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
+                                  wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale },
+                                  featureGradient: destination)
+            }
         }
         _ = try model.encoder.backward(outputGradient: hiddenGradients.pointer, activations: activations,
                                        gradients: encoderGradients, trainable: trainable)
@@ -276,6 +352,7 @@ public final class MultiTaskTrainer {
                 if let weights = lossWeighting.parameters {
                     for (index, name) in weights.names.enumerated() { values["loss_weighting.\(name)"] = Double(weights.values[index]) }
                 }
+                for (key, value) in try expertUsageValues() { values[key] = value }
                 try metrics.append(step: scalars.step, kind: .train, tasks: taskValues, values: values)
                 window = window.map { _ in 0 }; windowCounts = windowCounts.map { _ in 0 }
                 totalWindow = 0; totalWindowCount = 0
@@ -379,6 +456,28 @@ public final class MultiTaskTrainer {
         return stopping.patience.map { scalars.evaluationsWithoutImprovement >= $0 } ?? false
     }
 
+    /// Each router's expert usage since the last log line, reset after reading, as
+    /// `expert_usage.<router>.<task>.<expert>` (mean gate weight; shared experts first) and
+    /// `expert_usage.<router>.<task>.rows` (rows routed) for metrics.jsonl.
+    private func expertUsageValues() throws -> [String: Double] {
+        guard let expertUsage else { return [:] }
+        var values: [String: Double] = [:]
+        for router in model.routers where router.instance.component.id == "polyhead.mmoe" {
+            guard case .string(let text?) = try expertUsage.call([.string(router.name), .int32(1)]),
+                  case .object(let tasks) = try JSONValue(parsing: text) else { continue }
+            for (task, value) in tasks {
+                guard case .object(let members) = value else { continue }
+                if case .number(let rows)? = members["rows"] { values["expert_usage.\(router.name).\(task).rows"] = rows }
+                if case .array(let usage)? = members["usage"] {
+                    for (expert, weight) in usage.enumerated() {
+                        if case .number(let weight) = weight { values["expert_usage.\(router.name).\(task).\(expert)"] = weight }
+                    }
+                }
+            }
+        }
+        return values
+    }
+
     // MARK: - Checkpoints
 
     private func checkpointContents() throws -> CheckpointContents {
@@ -389,7 +488,7 @@ public final class MultiTaskTrainer {
         }
         return CheckpointContents(
             step: scalars.step,
-            writeEncoder: MultiTaskModel.encoderWriter(model.encoder, configFrom: URL(fileURLWithPath: config.model)),
+            writeEncoder: model.checkpointWriter(configFrom: URL(fileURLWithPath: config.model)),
             tokenizerDirectory: model.tokenizerDirectory,
             heads: try model.headSnapshots(),
             trainerState: try TrainerStateSnapshot(writer: writer, scalars: scalars))
@@ -410,6 +509,7 @@ public final class MultiTaskTrainer {
                 try saved.weights.copyFloats(parameter.name, into: head.instance.parameters.values(of: parameter))
             }
         }
+        try model.restoreComponentWeights(from: loaded.directory)
         try optimizer.readState(from: state.tensors)
         if let weightsParameters = lossWeighting.parameters {
             try state.tensors.copyFloats("loss_weighting.values", into: weightsParameters.values)

@@ -49,11 +49,23 @@ public final class Predictor {
             let examples = Array(start..<min(start + batchSize, tokens.count))
             let batch = try AssembledBatch(parts: [(0, examples, tokens, true)])
             let part = batch.parts[0]
-            let hidden = try model.encoder.infer(batch.packed, workspace: workspace)
+            let hidden = try model.encoder.infer(batch.packed, workspace: workspace, adapters: model.encoderAdapters)
+            var routed: [String: [Float]] = [:]  // "router/task index" -> the router's features
             for (index, head) in heads.enumerated() {
                 let wordIds = head.isTokenLevel ? part.wordIds : nil
                 let width = head.instance.layout.outputWidth
-                let (outputs, _) = try hidden.withUnsafeBufferPointer { features in
+                var features = hidden
+                if let route = model.route(of: head.task) {
+                    let key = "\(route.router.name)/\(route.index)"
+                    if routed[key] == nil {
+                        routed[key] = try hidden.withUnsafeBufferPointer {
+                            try route.router.instance.forward(taskIndex: route.index, features: $0, sequenceOffsets: part.sequenceOffsets,
+                                                              wordIds: part.wordIds, training: false).outputs
+                        }
+                    }
+                    features = routed[key]!
+                }
+                let (outputs, _) = try features.withUnsafeBufferPointer { features in
                     try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: wordIds, training: false)
                 }
                 for (row, example) in examples.enumerated() {

@@ -1,0 +1,111 @@
+import Encoder
+import Foundation
+import PluginHost
+import SafeTensors
+import XCTest
+@testable import Training
+
+/// A run config whose tasks all name one polyhead.lora adapter: the base encoder stays frozen,
+/// the adapter trains, checkpoints hold it (component folder and PEFT export) and load back.
+final class TrainerLoRATests: XCTestCase {
+    static let adapterYAML = """
+
+        adapters:
+          lora: {plugin: polyhead.lora, options: {rank: 4, alpha: 8, targets: [query, value, intermediate]}}
+        """
+
+    static func tasks(adapter: String? = "lora") -> [String] {
+        ["animal", "length", "tags"].map { TinyRuns.task($0, extra: adapter.map { "    adapter: \($0)" } ?? "") }
+    }
+
+    static let training = tinyTraining(steps: 8, extra: """
+        gradient_accumulation: 2
+        optimizer: {lr: 2.0e-3, groups: {heads: {lr: 1.0e-2}, adapters: {lr: 2.0e-2}}}
+        """).replacingOccurrences(of: "optimizer: {lr: 2.0e-3, groups: {heads: {lr: 1.0e-2}}}\n", with: "")
+
+    private func trainLosses(_ records: [MetricsRecord]) -> [Int: Double] {
+        Dictionary(uniqueKeysWithValues: records.filter { $0.kind == .train }.map { ($0.step, $0.values["loss"]!) })
+    }
+
+    private func floats(_ file: URL) throws -> [String: [Float]] {
+        let tensors = try SafeTensorsFile(contentsOf: file)
+        return Dictionary(uniqueKeysWithValues: try tensors.tensorNames.map { ($0, try tensors.floats($0)) })
+    }
+
+    func testLoRATrainsTheAdapterOnlyAndCheckpointsLoadBack() throws {
+        let runs = try TinyRuns()
+        let config = try runs.load(runs.config(tasks: Self.tasks(), training: Self.training) + Self.adapterYAML)
+        let (trainer, _) = try runs.train(config, keptStepCheckpoints: 3)
+        XCTAssertEqual(trainer.model.adapters.map(\.name), ["lora"])
+
+        // Loss goes down.
+        let losses = trainLosses(try runs.records())
+        XCTAssertEqual(losses.count, 8)
+        XCTAssertLessThan((losses[6]! + losses[7]! + losses[8]!) / 3, (losses[1]! + losses[2]! + losses[3]!) / 3, "\(losses.sorted { $0.key < $1.key })")
+
+        // The base encoder is bit-identical; the encoder has no optimizer state.
+        let final = runs.checkpoint("final")
+        let base = try floats(trinerBase())
+        let saved = try floats(final.appendingPathComponent("encoder/model.safetensors"))
+        for (name, values) in saved {
+            XCTAssertEqual(values.map(\.bitPattern), base[name]?.map(\.bitPattern), "\(name) changed")
+        }
+        let state = try SafeTensorsFile(contentsOf: final.appendingPathComponent("trainer_state.safetensors"))
+        XCTAssertFalse(state.tensorNames.contains { $0.hasPrefix("exp_avg.encoder") || $0.contains(".embeddings.") || $0.contains("attention.self.query.weight") },
+                       "moments for the frozen encoder: \(state.tensorNames.filter { !$0.contains("heads.") && !$0.contains("adapters.") })")
+        XCTAssertTrue(state.tensorNames.contains { $0.contains("adapters.lora.encoder.layer.0.attention.self.query.lora_A.weight") })
+
+        // The adapter changed: B started at zero.
+        let folder = final.appendingPathComponent("adapters/lora")
+        let adapterWeights = try floats(folder.appendingPathComponent("weights.safetensors"))
+        let upKeys = adapterWeights.keys.filter { $0.hasSuffix("lora_B.weight") }
+        XCTAssertEqual(upKeys.count, 2 * 3, "2 layers x 3 targets")
+        for key in upKeys { XCTAssertTrue(adapterWeights[key]!.contains { $0 != 0 }, "\(key) still zero") }
+        let manifest = try HeadManifest.decode(try bytes(folder.appendingPathComponent("manifest.json")), source: "manifest")
+        XCTAssertEqual(manifest.componentKind, "adapter")
+        XCTAssertEqual(manifest.pluginID, "polyhead.lora")
+
+        // The PEFT export re-imports to the same weights.
+        let model = trainer.model
+        let sites = PluginEncoderAdapter.sites(for: model.encoder.config)
+        let component = try model.registry.component(id: "polyhead.lora")
+        let imported = try PEFTAdapterFormat.importAdapter(from: folder, component: component, name: "lora", sites: sites,
+                                                           inputWidth: model.encoder.config.hiddenSize)
+        for parameter in imported.parameters.parameters where parameter.name.contains("lora_") {
+            XCTAssertEqual(Array(imported.parameters.values(of: parameter)), adapterWeights[parameter.name], parameter.name)
+        }
+
+        // The checkpoint loads back with its adapter and predicts what the trained model predicts;
+        // without the adapter the predictions differ.
+        let loaded = try MultiTaskModel.load(checkpoint: final, pluginPaths: config.pluginPaths)
+        XCTAssertEqual(loaded.adapters.map(\.name), ["lora"])
+        let texts: [(text: String, pair: String?)] = [("the cat sat on the mat", nil), ("a dog ran", nil)]
+        let expected = try Predictor(model: model, maxLength: 32).predict(texts)
+        let got = try Predictor(model: loaded, maxLength: 32).predict(texts)
+        XCTAssertEqual(got.map { $0.map(\.json) }, expected.map { $0.map(\.json) })
+        let plain = try MultiTaskModel.loadEncoder(directory: final.appendingPathComponent("encoder"), pluginPaths: config.pluginPaths).0
+        for head in try CheckpointStore.load(directory: final).heads { try plain.addHead(head) }
+        XCTAssertNotEqual(try Predictor(model: plain, maxLength: 32).predict(texts).map { $0.map(\.json) }, expected.map { $0.map(\.json) })
+
+        // Resume from step 3 repeats the uninterrupted run bit for bit.
+        try runs.train(config, output: "resumed", resume: runs.checkpoint("step-3"))
+        let resumedFinal = runs.checkpoint("final", output: "resumed")
+        for relative in ["adapters/lora/weights.safetensors", "adapters/lora/adapter_model.safetensors", "heads/animal/weights.safetensors",
+                         "heads/tags/weights.safetensors", "trainer_state.safetensors", "encoder/model.safetensors"] {
+            XCTAssertEqual(try bytes(resumedFinal.appendingPathComponent(relative)), try bytes(final.appendingPathComponent(relative)), relative)
+        }
+        let resumedLosses = trainLosses(try runs.records("resumed"))
+        for step in 4...8 { XCTAssertEqual(resumedLosses[step], losses[step], "step \(step)") }
+    }
+
+    private func trinerBase() -> URL { trainerFixtures.appendingPathComponent("tiny-bert/model.safetensors") }
+
+    func testPerTaskAdaptersAreRefused() throws {
+        let runs = try TinyRuns()
+        let tasks = [TinyRuns.task("animal", extra: "    adapter: lora"), TinyRuns.task("length")]
+        let config = try runs.load(runs.config(tasks: tasks, training: tinyTraining()) + Self.adapterYAML)
+        XCTAssertThrowsError(try MultiTaskTrainer(config: config, log: { _ in })) { error in
+            XCTAssertTrue("\(error)".contains("per-task adapters are not implemented"), "\(error)")
+        }
+    }
+}
