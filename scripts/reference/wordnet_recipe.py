@@ -575,13 +575,18 @@ def main():
     parser.add_argument("config", nargs="?", default=os.path.join(ROOT, "examples/wordnet/config.yaml"))
     parser.add_argument("--out", default=os.path.join(ROOT, "Tests/Fixtures/recipe/torch_wordnet_results.json"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--torch-seed", type=int,
+                        help="seed PyTorch (head initialisation, dropout) with this instead of training.seed; the sampler "
+                             "keeps training.seed, so the batches stay the same: measures the run-to-run noise that "
+                             "separates Polyhead from this reference")
     parser.add_argument("--steps", type=int, help="override training.steps (for a quick try; the fixture uses the config)")
     args = parser.parse_args()
     os.chdir(ROOT)  # config paths are relative to the repository root
 
     run, config_hash = load_config(args.config)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(run["seed"])
+    torch_seed = run["seed"] if args.torch_seed is None else args.torch_seed
+    torch.manual_seed(torch_seed)
     started = time.perf_counter()
     load_at_start = os.getloadavg()
 
@@ -688,7 +693,7 @@ def main():
         "what": "test metrics of the final weights after training the examples/wordnet run config in PyTorch + transformers (scripts/reference/wordnet_recipe.py)",
         "config": os.path.relpath(os.path.abspath(args.config), ROOT),
         "config_sha256": config_hash,
-        "steps": total_steps, "batch_size": run["batch_size"], "warmup_steps": warmup, "seed": run["seed"],
+        "steps": total_steps, "batch_size": run["batch_size"], "warmup_steps": warmup, "seed": run["seed"], "torch_seed": torch_seed,
         "sampling_probabilities": dict(zip(names, sampler.probabilities)),
         "examples_drawn": task_examples,
         "test": test, "test_overall": test_overall,
