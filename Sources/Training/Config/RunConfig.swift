@@ -35,7 +35,7 @@ public struct RunConfig: Sendable, Equatable {
     public func task(named name: String) -> TaskConfig? { tasks.first { $0.name == name } }
 
     static let topLevelKeys = ["model", "plugin_path", "max_length", "output", "cache_directory", "tasks", "routers", "adapters", "training"]
-    static let taskKeys = ["name", "type", "head", "data", "fields", "labels", "metrics", "loss_weight", "sampling", "class_weights", "router", "adapter"]
+    static let taskKeys = ["name", "type", "head", "data", "fields", "labels", "metrics", "loss_weight", "sampling", "class_weights", "router", "adapter", "custom_metrics"]
     static let trainingKeys = ["steps", "epochs", "batch_size", "sampling", "mixing", "loss_weighting", "optimizer", "schedule",
                                "clip_norm", "gradient_accumulation", "eval_interval", "log_interval", "early_stopping", "seed", "skip_malformed_rows"]
 
@@ -258,9 +258,22 @@ struct RunConfigDecoder {
         let router = try mapping["router"].map { try reference($0, among: routers, section: "routers") }
         let adapter = try mapping["adapter"].map { try reference($0, among: adapters, section: "adapters") }
 
+        var customMetrics: [String] = []
+        if let customNode = mapping["custom_metrics"] {
+            for element in try customNode.sequenceOrScalar() {
+                let name = try element.string()
+                let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count >= 2, !parts.contains(where: \.isEmpty) else {
+                    throw element.error("'\(name)' is not a plugin function name", hint: "write PLUGIN.FUNCTION, as `polyhead plugins inspect` lists them")
+                }
+                if customMetrics.contains(name) { throw element.error("custom metric '\(name)' is listed twice") }
+                customMetrics.append(name)
+            }
+        }
+
         return TaskConfig(name: name, type: type, head: head, data: data, fields: fields, labels: labels, metrics: metrics,
                           lossWeight: lossWeight, sampling: sampling, classWeights: classWeights, router: router, adapter: adapter,
-                          location: node.location)
+                          customMetrics: customMetrics, location: node.location)
     }
 
     func reference(_ node: ConfigNode, among components: [NamedComponent], section: String) throws -> String {

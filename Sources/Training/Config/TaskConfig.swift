@@ -126,6 +126,9 @@ public struct TaskConfig: Sendable, Equatable {
     public var router: String?
     /// Name of an adapter declared under `adapters`, or nil for none.
     public var adapter: String?
+    /// Plugin extension functions scored as extra metrics, by qualified name
+    /// ("PLUGIN.FUNCTION", signature d(tt) or d(tte): outputs and targets to a number).
+    public var customMetrics: [String] = []
     /// Where the task is declared.
     public var location: ConfigLocation
 

@@ -11,6 +11,8 @@ public struct TaskScores: Sendable, Equatable {
     /// In the order the task lists its metrics.
     public var values: [(metric: MetricName, value: Double)]
     public var primaryMetric: MetricName
+    /// Metrics computed by plugin extension functions (`custom_metrics`), by qualified name.
+    public var custom: [(name: String, value: Double)] = []
 
     public subscript(metric: MetricName) -> Double? { values.first { $0.metric == metric }?.value }
     public var primaryValue: Double { self[primaryMetric] ?? 0 }
@@ -18,6 +20,7 @@ public struct TaskScores: Sendable, Equatable {
     public static func == (lhs: TaskScores, rhs: TaskScores) -> Bool {
         lhs.task == rhs.task && lhs.primaryMetric == rhs.primaryMetric
             && lhs.values.map(\.metric) == rhs.values.map(\.metric) && lhs.values.map(\.value) == rhs.values.map(\.value)
+            && lhs.custom.map(\.name) == rhs.custom.map(\.name) && lhs.custom.map(\.value) == rhs.custom.map(\.value)
     }
 }
 

@@ -44,8 +44,26 @@ public struct Evaluator {
         let decoded = try predictor.decode(heads: [head], tokens: input.split.tokens, wordCounts: wordCounts)[0]
         let gold = input.split.examples.map(\.label)
         let predicted = try decoded.map { json in try PredictionReader.label(from: json, head: head) }
-        return try TaskEvaluation.score(task: config.name, type: config.type, metrics: config.metrics,
-                                        labelNames: input.labelNames, gold: gold, predicted: predicted)
+        var scores = try TaskEvaluation.score(task: config.name, type: config.type, metrics: config.metrics,
+                                              labelNames: input.labelNames, gold: gold, predicted: predicted)
+        if !config.customMetrics.isEmpty {
+            scores.custom = try customMetrics(config.customMetrics, head: head, input: input)
+        }
+        return scores
+    }
+
+    /// Plugin metric functions (called through libffi) over the head's raw outputs and the
+    /// gold labels as the head encodes them.
+    private func customMetrics(_ names: [String], head: TaskHead, input: EvaluationInput) throws -> [(name: String, value: Double)] {
+        let outputs = try predictor.outputs(head: head, tokens: input.split.tokens)
+        let targets = try HeadTargets.concatenating(input.split.examples.enumerated().map { index, example in
+            try head.instance.encodeTarget(label: JSONValue(parsing: example.label.jsonNode(labelNames: input.labelNames).jsonText),
+                                           wordIds: head.isTokenLevel ? input.split.tokens[index].wordIds : nil)
+        })
+        return try names.map { name in
+            let function = try model.registry.extensionFunction(named: name)
+            return (name, try function.metric(outputs: outputs, width: head.instance.layout.outputWidth, targets: targets))
+        }
     }
 
     /// Every input's scores, in order, and their overall score.

@@ -524,7 +524,7 @@ extension EvaluationReport {
     /// task -> metric -> value, for metrics.jsonl.
     var dictionary: [String: [String: Double]] {
         Dictionary(uniqueKeysWithValues: tasks.map { scores in
-            (scores.task, Dictionary(uniqueKeysWithValues: scores.values.map { ($0.metric.rawValue, $0.value) }))
+            (scores.task, Dictionary(uniqueKeysWithValues: scores.values.map { ($0.metric.rawValue, $0.value) } + scores.custom))
         })
     }
 

@@ -45,6 +45,38 @@ public final class Predictor {
     ///   a word the tokenizer drops entirely), so labels never shift onto the wrong word.
     public func decode(heads: [TaskHead], tokens: TokenizedDataset, wordCounts: [Int?]? = nil) throws -> [[String]] {
         var results = [[String]](repeating: [], count: heads.count)
+        try forEachBatch(heads: heads, tokens: tokens) { index, head, outputs, part, examples in
+            let wordIds = head.isTokenLevel ? part.wordIds : nil
+            let width = head.instance.layout.outputWidth
+            for (row, example) in examples.enumerated() {
+                let rows = head.isTokenLevel
+                    ? Int(part.sequenceOffsets[row])..<Int(part.sequenceOffsets[row + 1])
+                    : row..<(row + 1)
+                let rowOutputs = Array(outputs[(rows.lowerBound * width)..<(rows.upperBound * width)])
+                guard let wordIds else {
+                    results[index].append(try head.instance.decode(outputs: rowOutputs, wordIds: nil))
+                    continue
+                }
+                let alignment = WordAlignment(wordIds: Array(wordIds[rows]))
+                let json = try head.instance.decode(outputs: rowOutputs, wordIds: alignment.consecutiveWordIds)
+                results[index].append(try alignment.spread(json, wordCount: wordCounts?[example], task: head.task))
+            }
+        }
+        return results
+    }
+
+    /// One head's raw outputs for every example of `tokens`, rows stacked ([B, C] for
+    /// sequence heads, [T, C] for token heads): what a plugin's metric function reads.
+    public func outputs(head: TaskHead, tokens: TokenizedDataset) throws -> [Float] {
+        var all: [Float] = []
+        try forEachBatch(heads: [head], tokens: tokens) { _, _, outputs, _, _ in all += outputs }
+        return all
+    }
+
+    /// Runs the encoder once per batch and each head (through its router, if any) on the
+    /// result, handing every head's outputs for the batch to `body`.
+    private func forEachBatch(heads: [TaskHead], tokens: TokenizedDataset,
+                              _ body: (_ index: Int, _ head: TaskHead, _ outputs: [Float], _ part: AssembledBatch.Part, _ examples: [Int]) throws -> Void) throws {
         for start in stride(from: 0, to: tokens.count, by: batchSize) {
             let examples = Array(start..<min(start + batchSize, tokens.count))
             let batch = try AssembledBatch(parts: [(0, examples, tokens, true)])
@@ -53,7 +85,6 @@ public final class Predictor {
             var routed: [String: [Float]] = [:]  // "router/task index" -> the router's features
             for (index, head) in heads.enumerated() {
                 let wordIds = head.isTokenLevel ? part.wordIds : nil
-                let width = head.instance.layout.outputWidth
                 var features = hidden
                 if let route = model.route(of: head.task) {
                     let key = "\(route.router.name)/\(route.index)"
@@ -68,22 +99,9 @@ public final class Predictor {
                 let (outputs, _) = try features.withUnsafeBufferPointer { features in
                     try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: wordIds, training: false)
                 }
-                for (row, example) in examples.enumerated() {
-                    let rows = head.isTokenLevel
-                        ? Int(part.sequenceOffsets[row])..<Int(part.sequenceOffsets[row + 1])
-                        : row..<(row + 1)
-                    let rowOutputs = Array(outputs[(rows.lowerBound * width)..<(rows.upperBound * width)])
-                    guard let wordIds else {
-                        results[index].append(try head.instance.decode(outputs: rowOutputs, wordIds: nil))
-                        continue
-                    }
-                    let alignment = WordAlignment(wordIds: Array(wordIds[rows]))
-                    let json = try head.instance.decode(outputs: rowOutputs, wordIds: alignment.consecutiveWordIds)
-                    results[index].append(try alignment.spread(json, wordCount: wordCounts?[example], task: head.task))
-                }
+                try body(index, head, outputs, part, examples)
             }
         }
-        return results
     }
 }
 
