@@ -81,6 +81,41 @@ public enum KernelThreads {
     }
 }
 
+extension KernelThreads {
+    /// Runs `body(item, worker)` for every item in `0..<count` on at most `splitCount`
+    /// workers, each taking the next item when it finishes one. Unlike a fixed split, a
+    /// worker that the OS deschedules (a loaded machine) holds up only the item it is on.
+    /// `worker` is in `0..<workers` and unique among concurrent calls: index per-worker
+    /// scratch with it. Items must be independent.
+    static func dynamicItems(_ count: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
+        let workers = min(splitCount, count)
+        if workers <= 1 {
+            for item in 0..<count { body(item, 0) }
+            return
+        }
+        let queue = ItemQueue(count: count)
+        forEachWorker(workers) { worker in
+            while let item = queue.next() { body(item, worker) }
+        }
+    }
+}
+
+/// A shared counter handing out item indices once each.
+private final class ItemQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var position = 0
+    private let count: Int
+    init(count: Int) { self.count = count }
+
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard position < count else { return nil }
+        position += 1
+        return position - 1
+    }
+}
+
 /// Carries a value into a @Sendable closure without the compiler's check (see forEachWorker).
 struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
