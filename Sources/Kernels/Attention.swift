@@ -172,12 +172,15 @@ public func attentionBackward(
             }
             // dV += weights^T dO (weights read transposed in place).
             weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: true)
-            // dS = scale P * (dP - rowsum(P * dP)), in place over dP.
-            softmaxRowsBackwardInPlace(dW, ld: t8, p, ldp: t, rows: t, columns: t, scale: scale)
-            // dQ += dS K.
-            weightedRowsKernel(dq, ldo: 3 * c, dW, rowStride: t8, innerStride: 1, k, ldv: 3 * c, rows: t, inner: t, width: d, accumulate: true)
-            // dK += dS^T Q.
-            weightedRowsKernel(dk, ldo: 3 * c, dW, rowStride: 1, innerStride: t8, q, ldv: 3 * c, rows: t, inner: t, width: d, accumulate: true)
+            // dS = P * (dP - rowsum(P * dP)), in place over dP; the scores' 1/sqrt(D) is applied
+            // to the sums below.
+            softmaxRowsBackwardInPlace(dW, ld: t8, p, ldp: t, rows: t, columns: t, scale: 1)
+            // dQ += scale dS K.
+            weightedRowsKernel(dq, ldo: 3 * c, dW, rowStride: t8, innerStride: 1, k, ldv: 3 * c, rows: t, inner: t, width: d,
+                               alpha: scale, accumulate: true)
+            // dK += scale dS^T Q.
+            weightedRowsKernel(dk, ldo: 3 * c, dW, rowStride: 1, innerStride: t8, q, ldv: 3 * c, rows: t, inner: t, width: d,
+                               alpha: scale, accumulate: true)
         }
     }
 }
@@ -270,9 +273,10 @@ private func scoresKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ a: Uns
 /// four vectors: eight accumulators, four loads of v and two broadcasts per step), then 8,
 /// then one at a time.
 private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
-                                _ v: UnsafePointer<Float>, ldv: Int, rows: Int, inner: Int, width: Int, accumulate: Bool) {
+                                _ v: UnsafePointer<Float>, ldv: Int, rows: Int, inner: Int, width: Int, alpha: Float = 1, accumulate: Bool) {
     @inline(__always) func put(_ value: Float8, _ destination: UnsafeMutablePointer<Float>) {
-        store8(accumulate ? load8(destination) + value : value, destination)
+        let scaled = alpha == 1 ? value : value * alpha
+        store8(accumulate ? load8(destination) + scaled : scaled, destination)
     }
     var w = 0
     while w + 32 <= width {
@@ -333,7 +337,7 @@ private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ 
             let p0 = p + i * rowStride
             var total: Float = 0
             for j in 0..<inner { total = total.addingProduct(p0[j * innerStride], v[j * ldv + w]) }
-            out[i * ldo + w] = accumulate ? out[i * ldo + w] + total : total
+            out[i * ldo + w] = accumulate ? out[i * ldo + w] + total * alpha : total * alpha
         }
         w += 1
     }
@@ -377,18 +381,26 @@ private func softmaxRows(_ p: UnsafeMutablePointer<Float>, ldp: Int, _ s: Unsafe
 }
 
 /// dp[i, j] = scale * p[i, j] * (dp[i, j] - sum over the row of p * dp), in place: softmax
-/// backward in O(columns) per row.
+/// backward in O(columns) per row. The row sum is divided by the row's sum of p (1 up to
+/// rounding), which makes every row of the result sum to 0 up to rounding, as the exact
+/// gradient does: a key bias then gets (almost exactly) the zero gradient it should.
 @inline(__always)
 private func softmaxRowsBackwardInPlace(_ dp: UnsafeMutablePointer<Float>, ld: Int, _ p: UnsafePointer<Float>, ldp: Int,
                                         rows: Int, columns: Int, scale: Float) {
     let vectorEnd = columns / 8 * 8
     for row in 0..<rows {
         let gradient = dp + row * ld, probability = p + row * ldp
-        var dots = Float8()
+        var dots = Float8(), masses = Float8()
         var column = 0
-        while column < vectorEnd { dots = dots.addingProduct(load8(probability + column), load8(gradient + column)); column += 8 }
-        var dot = dots.sum()
-        while column < columns { dot += probability[column] * gradient[column]; column += 1 }
+        while column < vectorEnd {
+            let weight = load8(probability + column)
+            dots = dots.addingProduct(weight, load8(gradient + column))
+            masses += weight
+            column += 8
+        }
+        var dot = dots.sum(), mass = masses.sum()
+        while column < columns { dot += probability[column] * gradient[column]; mass += probability[column]; column += 1 }
+        dot /= mass
         column = 0
         while column < vectorEnd {
             store8(load8(probability + column) * (load8(gradient + column) - dot) * scale, gradient + column)

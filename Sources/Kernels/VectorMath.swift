@@ -21,7 +21,7 @@ public typealias Float8 = SIMD8<Float>
 /// x limited to [low, high] per lane. The standard library's `clamped` goes through generic
 /// pointwiseMin/Max calls that the optimiser leaves out of line (~12% of a forward pass in
 /// perf); a compare-and-select inlines to vector code.
-@inline(__always) func clamp8(_ x: Float8, _ low: Float, _ high: Float) -> Float8 {
+@_transparent func clamp8(_ x: Float8, _ low: Float, _ high: Float) -> Float8 {
     let raised = x.replacing(with: Float8(repeating: low), where: x .< low)
     return raised.replacing(with: Float8(repeating: high), where: raised .> high)
 }
@@ -98,7 +98,10 @@ func erf8Inline(_ x: Float8) -> Float8 {
 
 /// The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2 per lane.
 @inline(__always)
-public func normalCDF8(_ x: Float8) -> Float8 {
+public func normalCDF8(_ x: Float8) -> Float8 { normalCDF8Inline(x) }
+
+@_transparent
+func normalCDF8Inline(_ x: Float8) -> Float8 {
     Float8(repeating: 0.5).addingProduct(erf8Inline(x * 0.707_106_781_186_547_5), 0.5)
 }
 
