@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Dependencies flow one way: Kernels -> Encoder -> Training -> polyhead (CLI).
@@ -75,5 +76,26 @@ let package = Package(
 /// Numeric modules are compiled with optimisation even in debug builds: tests on a real
 /// checkpoint would otherwise take minutes.
 var fast: [SwiftSetting] { [.unsafeFlags(["-O"])] }
-/// Kernels index raw buffers in hot loops whose bounds are checked by their callers.
-var uncheckedFast: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"])] }
+/// Kernels index raw buffers in hot loops whose bounds are checked by their callers, and are
+/// compiled for the vector unit of the machine that builds them (see `vectorTarget`).
+var uncheckedFast: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"] + vectorTarget)] }
+
+/// Without a target CPU, swiftc emits SSE2 only: SIMD8<Float> is split over two xmm registers
+/// and every fused multiply-add becomes a call to fmaf. On an x86-64 build machine with AVX2
+/// and FMA the kernels are compiled for Haswell-class CPUs (ymm registers, vfmadd), which
+/// roughly halves the time of every non-GEMM kernel (docs/performance.md). Such a binary
+/// needs AVX2 and FMA where it runs; POLYHEAD_TARGET_CPU overrides the choice (a CPU name
+/// LLVM knows, e.g. znver3, or "generic" for a portable build).
+var vectorTarget: [String] {
+    if let cpu = ProcessInfo.processInfo.environment["POLYHEAD_TARGET_CPU"], !cpu.isEmpty {
+        return cpu == "generic" ? [] : ["-target-cpu", cpu]
+    }
+    #if arch(x86_64) && os(Linux)
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    let names = Set(flags.split(separator: " ").map(String.init))
+    return names.isSuperset(of: ["avx2", "fma"]) ? ["-target-cpu", "haswell"] : []
+    #else
+    return []
+    #endif
+}

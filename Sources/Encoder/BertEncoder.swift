@@ -153,9 +153,10 @@ public final class BertEncoder: @unchecked Sendable {
             if let mask = a.attentionDropMask {
                 dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 1))
             }
-            dropoutResidualForward(a.attentionSum, a.projection, mask: a.attentionDropMask, scale: hiddenScale, residual: a.input, count: n * c)
-            layerNormForward(a.attentionNorm, mean: a.attentionMean, rstd: a.attentionRstd, a.attentionSum,
-                             weight: p + w.attentionNormWeight, bias: p + w.attentionNormBias, rows: n, channels: c, epsilon: eps)
+            // attentionNorm = LayerNorm(input + dropout(projection)), keeping the sum in training.
+            residualLayerNormForward(a.attentionNorm, sum: training ? a.attentionSum : nil, mean: a.attentionMean, rstd: a.attentionRstd,
+                                     branch: a.projection, mask: a.attentionDropMask, scale: hiddenScale, residual: a.input,
+                                     weight: p + w.attentionNormWeight, bias: p + w.attentionNormBias, rows: n, channels: c, epsilon: eps)
             linearForward(a.intermediate, a.attentionNorm, weight: p + w.intermediateWeight, bias: p + w.intermediateBias,
                           rows: n, inChannels: c, outChannels: i)
             try runAdapters(&plan, layer: index, linear: .intermediate, input: a.attentionNorm, output: a.intermediate, batch: batch, training: training)
@@ -165,9 +166,9 @@ public final class BertEncoder: @unchecked Sendable {
             if let mask = a.outputDropMask {
                 dropoutMask(mask, count: n * c, probability: dropout.hiddenProbability, seed: dropout.seed, stream: dropoutStream(layer: index, site: 2))
             }
-            dropoutResidualForward(a.outputSum, a.projection, mask: a.outputDropMask, scale: hiddenScale, residual: a.attentionNorm, count: n * c)
-            layerNormForward(a.output, mean: a.outputMean, rstd: a.outputRstd, a.outputSum,
-                             weight: p + w.outputNormWeight, bias: p + w.outputNormBias, rows: n, channels: c, epsilon: eps)
+            residualLayerNormForward(a.output, sum: training ? a.outputSum : nil, mean: a.outputMean, rstd: a.outputRstd,
+                                     branch: a.projection, mask: a.outputDropMask, scale: hiddenScale, residual: a.attentionNorm,
+                                     weight: p + w.outputNormWeight, bias: p + w.outputNormBias, rows: n, channels: c, epsilon: eps)
         }
     }
 
@@ -248,30 +249,27 @@ public final class BertEncoder: @unchecked Sendable {
             let a = activations.layers[index], w = layout.layers[index]
             let needInput = index > lowest
             // y = LayerNorm(outputSum), outputSum = attentionNorm + dropout(projection)
-            d.sum.update(repeating: 0, count: n * c)
-            layerNormBackward(dinp: d.sum, dweight: gradient(w.outputNormWeight), dbias: gradient(w.outputNormBias), dout: current,
-                              inp: a.outputSum, weight: p + w.outputNormWeight, mean: a.outputMean!, rstd: a.outputRstd!, rows: n, channels: c)
-            d.norm.update(from: d.sum, count: n * c)
-            d.branch.update(repeating: 0, count: n * c)
-            dropoutBackward(d.branch, d.sum, mask: a.outputDropMask, scale: hiddenScale, count: n * c)
+            // d.norm = d(outputSum) (the residual path), d.branch = its dropout backward.
+            residualLayerNormBackward(dresidual: d.norm, dbranch: d.branch, dweight: gradient(w.outputNormWeight), dbias: gradient(w.outputNormBias),
+                                      dout: current, sum: a.outputSum, weight: p + w.outputNormWeight, mean: a.outputMean!, rstd: a.outputRstd!,
+                                      mask: a.outputDropMask, scale: hiddenScale, rows: n, channels: c)
             // projection = activated Wout^T + bout; activated = act(intermediate)
             d.activated.update(repeating: 0, count: n * i)
             linearBackward(dinp: d.activated, dweight: gradient(w.outputWeight), dbias: gradient(w.outputBias), dout: d.branch,
                            inp: a.activated, weight: p + w.outputWeight, rows: n, inChannels: i, outChannels: c)
             try backwardAdapters(plan, layer: index, linear: .output, input: a.activated, outputGradient: d.branch, inputGradient: d.activated, batch: batch)
-            d.intermediate.update(repeating: 0, count: n * i)
-            activationBackward(d.intermediate, a.intermediate, d.activated, count: n * i, activation: config.activation)
-            linearBackward(dinp: d.norm, dweight: gradient(w.intermediateWeight), dbias: gradient(w.intermediateBias), dout: d.intermediate,
+            // d(intermediate) = act'(intermediate) d(activated), and the bias gradient, in one pass.
+            activationBiasBackward(dinp: d.intermediate, dbias: gradient(w.intermediateBias), a.intermediate, d.activated,
+                                   rows: n, columns: i, activation: config.activation)
+            linearBackward(dinp: d.norm, dweight: gradient(w.intermediateWeight), dbias: nil, dout: d.intermediate,
                            inp: a.attentionNorm, weight: p + w.intermediateWeight, rows: n, inChannels: c, outChannels: i)
             try backwardAdapters(plan, layer: index, linear: .intermediate, input: a.attentionNorm, outputGradient: d.intermediate,
                                  inputGradient: d.norm, batch: batch)
             // attentionNorm = LayerNorm(attentionSum), attentionSum = input + dropout(projection)
-            d.sum.update(repeating: 0, count: n * c)
-            layerNormBackward(dinp: d.sum, dweight: gradient(w.attentionNormWeight), dbias: gradient(w.attentionNormBias), dout: d.norm,
-                              inp: a.attentionSum, weight: p + w.attentionNormWeight, mean: a.attentionMean!, rstd: a.attentionRstd!, rows: n, channels: c)
-            if needInput { next.update(from: d.sum, count: n * c) }
-            d.branch.update(repeating: 0, count: n * c)
-            dropoutBackward(d.branch, d.sum, mask: a.attentionDropMask, scale: hiddenScale, count: n * c)
+            // next = d(attentionSum) (the residual path to the layer input), d.branch = its dropout backward.
+            residualLayerNormBackward(dresidual: needInput ? next : nil, dbranch: d.branch, dweight: gradient(w.attentionNormWeight),
+                                      dbias: gradient(w.attentionNormBias), dout: d.norm, sum: a.attentionSum, weight: p + w.attentionNormWeight,
+                                      mean: a.attentionMean!, rstd: a.attentionRstd!, mask: a.attentionDropMask, scale: hiddenScale, rows: n, channels: c)
             d.context.update(repeating: 0, count: n * c)
             linearBackward(dinp: d.context, dweight: gradient(w.attentionOutputWeight), dbias: gradient(w.attentionOutputBias), dout: d.branch,
                            inp: a.context, weight: p + w.attentionOutputWeight, rows: n, inChannels: c, outChannels: c)

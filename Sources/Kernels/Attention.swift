@@ -24,29 +24,7 @@ public func attentionProbabilityOffsets(sequenceOffsets: [Int], heads: Int) -> [
 
 /// p[rows, columns] = softmax of each row of s (in place allowed), exp vectorised.
 public func softmaxRowsForward(_ p: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, rows: Int, columns: Int) {
-    let vectorEnd = columns / 8 * 8
-    for row in 0..<rows {
-        let input = s + row * columns, output = p + row * columns
-        var maximum = -Float.infinity
-        for column in 0..<columns { maximum = max(maximum, input[column]) }
-        var sum = Float8()
-        var column = 0
-        while column < vectorEnd {
-            let value = exp8(load8(input + column) - maximum)
-            store8(value, output + column)
-            sum += value
-            column += 8
-        }
-        var total = sum8(sum)
-        while column < columns {
-            let value = expScalar(input[column] - maximum)
-            output[column] = value
-            total += value
-            column += 1
-        }
-        let inverse = 1 / total
-        for column in 0..<columns { output[column] *= inverse }
-    }
+    softmaxRows(p, ldp: columns, s, lds: columns, rows: rows, columns: columns)
 }
 
 /// ds[rows, columns] += p * (dp - sum over the row of p * dp): softmax backward in O(columns)
@@ -65,37 +43,49 @@ private struct AttentionItem {
     let start: Int, length: Int, probabilityOffset: Int, head: Int
 }
 
-/// Splits the (sequence, head) pairs into at most `workers` contiguous groups of similar
-/// cost (T^2 each).
-private func attentionGroups(sequenceOffsets: [Int], heads: Int, workers: Int) -> ([AttentionItem], [Range<Int>], maxLength: Int) {
+/// The (sequence, head) pairs, longest sequences first (so the last items a worker picks up
+/// are short ones and the workers finish together), and the longest length.
+private func attentionItems(sequenceOffsets: [Int], heads: Int) -> (items: [AttentionItem], maxLength: Int) {
     let probabilityOffsets = attentionProbabilityOffsets(sequenceOffsets: sequenceOffsets, heads: heads)
     var items: [AttentionItem] = []
+    items.reserveCapacity((sequenceOffsets.count - 1) * heads)
     var maxLength = 0
-    var totalCost = 0
     for sequence in 0..<(sequenceOffsets.count - 1) {
         let start = sequenceOffsets[sequence], length = sequenceOffsets[sequence + 1] - start
         maxLength = max(maxLength, length)
         for head in 0..<heads {
             items.append(AttentionItem(start: start, length: length, probabilityOffset: probabilityOffsets[sequence] + head * length * length, head: head))
-            totalCost += length * length
         }
     }
-    var groups: [Range<Int>] = []
-    var groupStart = 0, accumulated = 0
-    for (index, item) in items.enumerated() {
-        accumulated += item.length * item.length
-        let target = totalCost * (groups.count + 1) / max(1, workers)
-        if accumulated >= target && groups.count < workers - 1 {
-            groups.append(groupStart..<(index + 1))
-            groupStart = index + 1
-        }
+    // Stable: equal lengths keep their order. Results do not depend on the order (each item
+    // writes its own rows and head columns).
+    items.sort { $0.length > $1.length }
+    return (items, maxLength)
+}
+
+/// Per-worker scratch of the attention kernels for sequences up to `maxLength` tokens and
+/// head size `d`: a transposed [d, T8] block and three [T, T8] blocks (T8 = T rounded up to 8).
+private struct AttentionScratch {
+    static func floats(maxLength: Int, d: Int) -> Int {
+        let t8 = (maxLength + 7) / 8 * 8
+        return (d * t8 + 3 * maxLength * t8 + 64) / 16 * 16
     }
-    if groupStart < items.count { groups.append(groupStart..<items.count) }
-    return (items, groups, maxLength)
+    let transposed: UnsafeMutablePointer<Float>   // (d, T8)
+    let square: UnsafeMutablePointer<Float>       // (T, T8)
+    let second: UnsafeMutablePointer<Float>       // (T, T8)
+    let third: UnsafeMutablePointer<Float>        // (T, T8)
+
+    init(_ base: UnsafeMutablePointer<Float>, maxLength: Int, d: Int) {
+        let t8 = (maxLength + 7) / 8 * 8
+        transposed = base
+        square = base + (d * t8 + 15) / 16 * 16
+        second = square + maxLength * t8
+        third = second + maxLength * t8
+    }
 }
 
 /// Forward: for each sequence and head, P = softmax(Q K^T / sqrt(D)), then
-/// out = dropout(P) V.
+/// out = dropout(P) V, fused per (sequence, head) while its blocks are in cache.
 /// - Parameters:
 ///   - out: [N, C] context, written (not accumulated).
 ///   - probabilities: where to save P for backward (layout above), or nil in eval mode.
@@ -110,32 +100,38 @@ public func attentionForward(
 ) {
     let c = channels, d = channels / heads
     let scale = 1 / Float(d).squareRoot()
-    let (items, groups, maxLength) = attentionGroups(sequenceOffsets: sequenceOffsets, heads: heads, workers: KernelThreads.splitCount)
-    let scratchSize = maxLength * maxLength
-    let scratch = FloatBuffer(count: groups.count * 2 * scratchSize)
-    KernelThreads.forEachWorker(groups.count) { group in
-        let scores = scratch.pointer + group * 2 * scratchSize
-        let dropped = scores + scratchSize
-        for item in items[groups[group]] {
-            let t = item.length
+    let (items, maxLength) = attentionItems(sequenceOffsets: sequenceOffsets, heads: heads)
+    guard !items.isEmpty else { return }
+    let scratchFloats = AttentionScratch.floats(maxLength: maxLength, d: d)
+    let workers = min(KernelThreads.splitCount, items.count)
+    ScratchPool.shared.with(workers * scratchFloats) { base in
+        KernelThreads.dynamicItems(items.count) { index, worker in
+            let item = items[index]
+            let scratch = AttentionScratch(base + worker * scratchFloats, maxLength: maxLength, d: d)
+            let t = item.length, t8 = (t + 7) / 8 * 8
             let q = qkv + item.start * 3 * c + item.head * d, k = q + c, v = q + 2 * c
-            let p = probabilities.map { $0 + item.probabilityOffset } ?? scores
-            gemm(p, ldc: t, q, lda: 3 * c, transposeA: false, k, ldb: 3 * c, transposeB: true, m: t, n: t, k: d, alpha: scale)
-            softmaxRowsForward(p, p, rows: t, columns: t)
+            // K^T [d, T8], zero past T: the scores kernel reads whole 8-wide column blocks.
+            transposeRows(scratch.transposed, ld: t8, k, lds: 3 * c, rows: t, columns: d, paddedRows: t8)
+            // S = scale Q K^T into [T, T8].
+            scoresKernel(scratch.square, ldo: t8, q, lda: 3 * c, scratch.transposed, ldb: t8, rows: t, columns8: t8, depth: d, scale: scale)
+            let p = probabilities.map { $0 + item.probabilityOffset } ?? scratch.second
+            softmaxRows(p, ldp: t, scratch.square, lds: t8, rows: t, columns: t)
             var weights = UnsafePointer(p)
             if let dropoutMask {
-                let mask = dropoutMask + item.probabilityOffset
+                let mask = dropoutMask + item.probabilityOffset, dropped = scratch.third
                 for index in 0..<(t * t) { dropped[index] = mask[index] != 0 ? p[index] * dropoutScale : 0 }
                 weights = UnsafePointer(dropped)
             }
-            gemm(out + item.start * c + item.head * d, ldc: c, weights, lda: t, transposeA: false, v, ldb: 3 * c, transposeB: false,
-                 m: t, n: d, k: t)
+            weightedRowsKernel(out + item.start * c + item.head * d, ldo: c, weights, rowStride: t, innerStride: 1, v, ldv: 3 * c,
+                               rows: t, inner: t, width: d, accumulate: false)
         }
     }
 }
 
 /// Backward of `attentionForward`: dqkv[N, 3C] += gradients for query, key and value, given
 /// dout [N, C], the forward's qkv, its saved probabilities and the same dropout mask.
+/// Per (sequence, head): dW = dO V^T; dV += dropout(P)^T dO; dP = dropout'(dW);
+/// dS = P * (dP - rowsum(P * dP)) / sqrt(D) (O(T) per row); dQ += dS K; dK += dS^T Q.
 public func attentionBackward(
     _ dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
@@ -144,39 +140,272 @@ public func attentionBackward(
 ) {
     let c = channels, d = channels / heads
     let scale = 1 / Float(d).squareRoot()
-    let (items, groups, maxLength) = attentionGroups(sequenceOffsets: sequenceOffsets, heads: heads, workers: KernelThreads.splitCount)
-    let scratchSize = maxLength * maxLength
-    let scratch = FloatBuffer(count: groups.count * 3 * scratchSize)
-    KernelThreads.forEachWorker(groups.count) { group in
-        let dWeights = scratch.pointer + group * 3 * scratchSize
-        let dScores = dWeights + scratchSize
-        let dropped = dScores + scratchSize
-        for item in items[groups[group]] {
-            let t = item.length, square = t * t
+    let (items, maxLength) = attentionItems(sequenceOffsets: sequenceOffsets, heads: heads)
+    guard !items.isEmpty else { return }
+    let scratchFloats = AttentionScratch.floats(maxLength: maxLength, d: d)
+    let workers = min(KernelThreads.splitCount, items.count)
+    ScratchPool.shared.with(workers * scratchFloats) { base in
+        KernelThreads.dynamicItems(items.count) { index, worker in
+            let item = items[index]
+            let scratch = AttentionScratch(base + worker * scratchFloats, maxLength: maxLength, d: d)
+            let t = item.length, t8 = (t + 7) / 8 * 8
             let q = qkv + item.start * 3 * c + item.head * d, k = q + c, v = q + 2 * c
             let dq = dqkv + item.start * 3 * c + item.head * d, dk = dq + c, dv = dq + 2 * c
             let dO = dout + item.start * c + item.head * d
             let p = probabilities + item.probabilityOffset
-            // d(weights) = dO V^T, weights = dropout(P).
-            gemm(dWeights, ldc: t, dO, lda: c, transposeA: false, v, ldb: 3 * c, transposeB: true, m: t, n: t, k: d)
+            // dW = dO V^T into [T, T8] (scratch.square).
+            transposeRows(scratch.transposed, ld: t8, v, lds: 3 * c, rows: t, columns: d, paddedRows: t8)
+            let dW = scratch.square
+            scoresKernel(dW, ldo: t8, dO, lda: c, scratch.transposed, ldb: t8, rows: t, columns8: t8, depth: d, scale: 1)
+            // weights = dropout(P) [T, T] (scratch.third, or P itself); dW becomes dP.
             var weights = p
             if let dropoutMask {
-                let mask = dropoutMask + item.probabilityOffset
-                for index in 0..<square {
-                    let keep = mask[index] != 0
-                    dropped[index] = keep ? p[index] * dropoutScale : 0
-                    dWeights[index] = keep ? dWeights[index] * dropoutScale : 0
+                let mask = dropoutMask + item.probabilityOffset, dropped = scratch.third
+                for row in 0..<t {
+                    for column in 0..<t {
+                        let keep = mask[row * t + column] != 0
+                        dropped[row * t + column] = keep ? p[row * t + column] * dropoutScale : 0
+                        dW[row * t8 + column] = keep ? dW[row * t8 + column] * dropoutScale : 0
+                    }
                 }
                 weights = UnsafePointer(dropped)
             }
-            // dV += weights^T dO.
-            gemm(dv, ldc: 3 * c, weights, lda: t, transposeA: true, dO, ldb: c, transposeB: false, m: t, n: d, k: t, beta: 1)
-            // dS = P * (dP - rowsum(P * dP)); the 1/sqrt(D) of the scores is applied below.
-            dScores.update(repeating: 0, count: square)
-            softmaxRowsBackward(dScores, p, dWeights, rows: t, columns: t)
-            // dQ += scale dS K, dK += scale dS^T Q.
-            gemm(dq, ldc: 3 * c, dScores, lda: t, transposeA: false, k, ldb: 3 * c, transposeB: false, m: t, n: d, k: t, alpha: scale, beta: 1)
-            gemm(dk, ldc: 3 * c, dScores, lda: t, transposeA: true, q, ldb: 3 * c, transposeB: false, m: t, n: d, k: t, alpha: scale, beta: 1)
+            // dV += weights^T dO (weights read transposed in place).
+            weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: true)
+            // dS = P * (dP - rowsum(P * dP)), in place over dP; the scores' 1/sqrt(D) is applied
+            // to the sums below.
+            softmaxRowsBackwardInPlace(dW, ld: t8, p, ldp: t, rows: t, columns: t, scale: 1)
+            // dQ += scale dS K.
+            weightedRowsKernel(dq, ldo: 3 * c, dW, rowStride: t8, innerStride: 1, k, ldv: 3 * c, rows: t, inner: t, width: d,
+                               alpha: scale, accumulate: true)
+            // dK += scale dS^T Q.
+            weightedRowsKernel(dk, ldo: 3 * c, dW, rowStride: 1, innerStride: t8, q, ldv: 3 * c, rows: t, inner: t, width: d,
+                               alpha: scale, accumulate: true)
         }
+    }
+}
+
+// MARK: - Blocks of one (sequence, head)
+
+/// dst[column, row] = src[row, column] for row < rows, column < columns; dst rows are `ld`
+/// apart and columns rows..<paddedRows of dst are set to 0. Column by column: strided loads
+/// and sequential stores (strided stores were the slowest part of the first version).
+@inline(__always)
+private func transposeRows(_ dst: UnsafeMutablePointer<Float>, ld: Int, _ src: UnsafePointer<Float>, lds: Int,
+                           rows: Int, columns: Int, paddedRows: Int) {
+    for column in 0..<columns {
+        let destination = dst + column * ld
+        var source = src + column
+        for row in 0..<rows {
+            destination[row] = source.pointee
+            source += lds
+        }
+        if paddedRows > rows { (destination + rows).update(repeating: 0, count: paddedRows - rows) }
+    }
+}
+
+/// out[i, j] = scale * sum over e < depth of a[i, e] * bt[e, j], for i < rows and j < columns8
+/// (a multiple of 8). bt is [depth, ldb]. Four rows by sixteen columns per register block:
+/// eight accumulators, two loads of bt and four broadcasts of a per step of e.
+@inline(__always)
+private func scoresKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ a: UnsafePointer<Float>, lda: Int,
+                          _ bt: UnsafePointer<Float>, ldb: Int, rows: Int, columns8: Int, depth: Int, scale: Float) {
+    var i = 0
+    while i + 4 <= rows {
+        let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+        let o0 = out + i * ldo, o1 = o0 + ldo, o2 = o1 + ldo, o3 = o2 + ldo
+        var j = 0
+        while j + 16 <= columns8 {
+            var c00 = Float8(), c01 = Float8(), c10 = Float8(), c11 = Float8()
+            var c20 = Float8(), c21 = Float8(), c30 = Float8(), c31 = Float8()
+            var b = bt + j
+            for e in 0..<depth {
+                let b0 = load8(b), b1 = load8(b + 8)
+                let x0 = Float8(repeating: a0[e]), x1 = Float8(repeating: a1[e])
+                c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
+                c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
+                let x2 = Float8(repeating: a2[e]), x3 = Float8(repeating: a3[e])
+                c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
+                c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+                b += ldb
+            }
+            store8(c00 * scale, o0 + j); store8(c01 * scale, o0 + j + 8)
+            store8(c10 * scale, o1 + j); store8(c11 * scale, o1 + j + 8)
+            store8(c20 * scale, o2 + j); store8(c21 * scale, o2 + j + 8)
+            store8(c30 * scale, o3 + j); store8(c31 * scale, o3 + j + 8)
+            j += 16
+        }
+        if j < columns8 {
+            var c0 = Float8(), c1 = Float8(), c2 = Float8(), c3 = Float8()
+            var b = bt + j
+            for e in 0..<depth {
+                let b0 = load8(b)
+                c0 = c0.addingProduct(Float8(repeating: a0[e]), b0)
+                c1 = c1.addingProduct(Float8(repeating: a1[e]), b0)
+                c2 = c2.addingProduct(Float8(repeating: a2[e]), b0)
+                c3 = c3.addingProduct(Float8(repeating: a3[e]), b0)
+                b += ldb
+            }
+            store8(c0 * scale, o0 + j); store8(c1 * scale, o1 + j); store8(c2 * scale, o2 + j); store8(c3 * scale, o3 + j)
+        }
+        i += 4
+    }
+    while i < rows {
+        let a0 = a + i * lda, o0 = out + i * ldo
+        var j = 0
+        while j < columns8 {
+            var c0 = Float8()
+            var b = bt + j
+            for e in 0..<depth {
+                c0 = c0.addingProduct(Float8(repeating: a0[e]), load8(b))
+                b += ldb
+            }
+            store8(c0 * scale, o0 + j)
+            j += 8
+        }
+        i += 1
+    }
+}
+
+/// out[i, 0..<width] = (or +=) sum over j < inner of p(i, j) * v[j, 0..<width], for i < rows,
+/// where p(i, j) = p[i * rowStride + j * innerStride]: a row-major block (innerStride 1) or
+/// the transpose of one (rowStride 1), read in place. Columns in blocks of 32 (two rows by
+/// four vectors: eight accumulators, four loads of v and two broadcasts per step), then 8,
+/// then one at a time.
+private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
+                                _ v: UnsafePointer<Float>, ldv: Int, rows: Int, inner: Int, width: Int, alpha: Float = 1, accumulate: Bool) {
+    @inline(__always) func put(_ value: Float8, _ destination: UnsafeMutablePointer<Float>) {
+        let scaled = alpha == 1 ? value : value * alpha
+        store8(accumulate ? load8(destination) + scaled : scaled, destination)
+    }
+    var w = 0
+    while w + 32 <= width {
+        var i = 0
+        while i + 2 <= rows {
+            var p0 = p + i * rowStride, p1 = p0 + rowStride
+            var c00 = Float8(), c01 = Float8(), c02 = Float8(), c03 = Float8()
+            var c10 = Float8(), c11 = Float8(), c12 = Float8(), c13 = Float8()
+            var row = v + w
+            for _ in 0..<inner {
+                let v0 = load8(row), v1 = load8(row + 8), v2 = load8(row + 16), v3 = load8(row + 24)
+                let x0 = Float8(repeating: p0.pointee), x1 = Float8(repeating: p1.pointee)
+                c00 = c00.addingProduct(x0, v0); c01 = c01.addingProduct(x0, v1)
+                c02 = c02.addingProduct(x0, v2); c03 = c03.addingProduct(x0, v3)
+                c10 = c10.addingProduct(x1, v0); c11 = c11.addingProduct(x1, v1)
+                c12 = c12.addingProduct(x1, v2); c13 = c13.addingProduct(x1, v3)
+                row += ldv
+                p0 += innerStride
+                p1 += innerStride
+            }
+            let o0 = out + i * ldo + w, o1 = o0 + ldo
+            put(c00, o0); put(c01, o0 + 8); put(c02, o0 + 16); put(c03, o0 + 24)
+            put(c10, o1); put(c11, o1 + 8); put(c12, o1 + 16); put(c13, o1 + 24)
+            i += 2
+        }
+        if i < rows {
+            var p0 = p + i * rowStride
+            var c00 = Float8(), c01 = Float8(), c02 = Float8(), c03 = Float8()
+            var row = v + w
+            for _ in 0..<inner {
+                let x0 = Float8(repeating: p0.pointee)
+                c00 = c00.addingProduct(x0, load8(row)); c01 = c01.addingProduct(x0, load8(row + 8))
+                c02 = c02.addingProduct(x0, load8(row + 16)); c03 = c03.addingProduct(x0, load8(row + 24))
+                row += ldv
+                p0 += innerStride
+            }
+            let o0 = out + i * ldo + w
+            put(c00, o0); put(c01, o0 + 8); put(c02, o0 + 16); put(c03, o0 + 24)
+        }
+        w += 32
+    }
+    while w + 8 <= width {
+        for i in 0..<rows {
+            var p0 = p + i * rowStride
+            var c0 = Float8()
+            var row = v + w
+            for _ in 0..<inner {
+                c0 = c0.addingProduct(Float8(repeating: p0.pointee), load8(row))
+                row += ldv
+                p0 += innerStride
+            }
+            put(c0, out + i * ldo + w)
+        }
+        w += 8
+    }
+    while w < width {
+        for i in 0..<rows {
+            let p0 = p + i * rowStride
+            var total: Float = 0
+            for j in 0..<inner { total = total.addingProduct(p0[j * innerStride], v[j * ldv + w]) }
+            out[i * ldo + w] = accumulate ? out[i * ldo + w] + total * alpha : total * alpha
+        }
+        w += 1
+    }
+}
+
+/// p[i, 0..<columns] = softmax of s[i, 0..<columns], rows `lds` and `ldp` apart.
+@inline(__always)
+private func softmaxRows(_ p: UnsafeMutablePointer<Float>, ldp: Int, _ s: UnsafePointer<Float>, lds: Int, rows: Int, columns: Int) {
+    let vectorEnd = columns / 8 * 8
+    for row in 0..<rows {
+        let input = s + row * lds, output = p + row * ldp
+        var maxima = Float8(repeating: -.infinity)
+        var column = 0
+        while column < vectorEnd {
+            let x = load8(input + column)
+            maxima = maxima.replacing(with: x, where: x .> maxima)
+            column += 8
+        }
+        var maximum = maxima.max()
+        while column < columns { maximum = max(maximum, input[column]); column += 1 }
+        var sum = Float8()
+        column = 0
+        while column < vectorEnd {
+            let value = exp8Inline(load8(input + column) - maximum)
+            store8(value, output + column)
+            sum += value
+            column += 8
+        }
+        var total = sum.sum()
+        while column < columns {
+            let value = expScalar(input[column] - maximum)
+            output[column] = value
+            total += value
+            column += 1
+        }
+        let inverse = 1 / total
+        column = 0
+        while column < vectorEnd { store8(load8(output + column) * inverse, output + column); column += 8 }
+        while column < columns { output[column] *= inverse; column += 1 }
+    }
+}
+
+/// dp[i, j] = scale * p[i, j] * (dp[i, j] - sum over the row of p * dp), in place: softmax
+/// backward in O(columns) per row. The row sum is divided by the row's sum of p (1 up to
+/// rounding), which makes every row of the result sum to 0 up to rounding, as the exact
+/// gradient does: a key bias then gets (almost exactly) the zero gradient it should.
+@inline(__always)
+private func softmaxRowsBackwardInPlace(_ dp: UnsafeMutablePointer<Float>, ld: Int, _ p: UnsafePointer<Float>, ldp: Int,
+                                        rows: Int, columns: Int, scale: Float) {
+    let vectorEnd = columns / 8 * 8
+    for row in 0..<rows {
+        let gradient = dp + row * ld, probability = p + row * ldp
+        var dots = Float8(), masses = Float8()
+        var column = 0
+        while column < vectorEnd {
+            let weight = load8(probability + column)
+            dots = dots.addingProduct(weight, load8(gradient + column))
+            masses += weight
+            column += 8
+        }
+        var dot = dots.sum(), mass = masses.sum()
+        while column < columns { dot += probability[column] * gradient[column]; mass += probability[column]; column += 1 }
+        dot /= mass
+        column = 0
+        while column < vectorEnd {
+            store8(load8(probability + column) * (load8(gradient + column) - dot) * scale, gradient + column)
+            column += 8
+        }
+        while column < columns { gradient[column] = probability[column] * (gradient[column] - dot) * scale; column += 1 }
     }
 }

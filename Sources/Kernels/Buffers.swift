@@ -1,6 +1,8 @@
 // Flat, aligned Float storage: the one allocation behind parameter blocks, gradient blocks
 // and activation arenas.
 
+import Foundation
+
 /// A fixed-size, 64-byte aligned, zero-initialised array of Float owned by this object.
 ///
 /// Kernels take raw pointers; this class only owns the memory. It is `@unchecked Sendable`
@@ -52,4 +54,37 @@ public final class ByteBuffer: @unchecked Sendable {
     }
 
     deinit { pointer.deallocate() }
+}
+
+/// Reusable scratch memory for kernels that need a few hundred KB per call (attention's
+/// per-worker blocks): a fresh allocation of that size is a fresh mmap, and faulting its pages
+/// in on every call showed up in profiles. Buffers go back to the pool after the call; the
+/// lock only guards the list, never the memory.
+final class ScratchPool: @unchecked Sendable {
+    static let shared = ScratchPool()
+    private let lock = NSLock()
+    private var free: [FloatBuffer] = []
+
+    /// A buffer of at least `count` floats (contents unspecified) to hand back with `release`.
+    func acquire(_ count: Int) -> FloatBuffer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index = free.firstIndex(where: { $0.count >= count }) { return free.remove(at: index) }
+        return FloatBuffer(count: count)
+    }
+
+    func release(_ buffer: FloatBuffer) {
+        lock.lock()
+        defer { lock.unlock() }
+        // A handful of buffers covers every caller; the largest are the most reusable.
+        free.append(buffer)
+        if free.count > 8 { free.sort { $0.count > $1.count }; free.removeLast() }
+    }
+
+    /// Runs `body` with a scratch buffer of at least `count` floats.
+    func with<Result>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Result) rethrows -> Result {
+        let buffer = acquire(count)
+        defer { release(buffer) }
+        return try body(buffer.pointer)
+    }
 }

@@ -38,18 +38,31 @@ public func linearBackward(
 }
 
 /// sums[columns] += sum over rows of matrix[rows, columns]; columns split across workers.
+///
+/// Accumulated in Double: a bias gradient sums thousands of rows whose values often cancel
+/// (a key bias's gradient is exactly zero in exact arithmetic), and float partial sums leave
+/// rounding noise of the size of the terms times sqrt(rows). The cost is a few percent of
+/// one pass over the matrix.
 public func columnSums(_ sums: UnsafeMutablePointer<Float>, _ matrix: UnsafePointer<Float>, rows: Int, columns: Int) {
     let blocks = columns / 8
     KernelThreads.parallelRanges(blocks, minimumChunk: 16) { range in
         for block in range {
-            var total = Float8()
-            for row in 0..<rows { total += load8(matrix + row * columns + block * 8) }
-            store8(load8(sums + block * 8) + total, sums + block * 8)
+            var low = SIMD4<Double>(), high = SIMD4<Double>()
+            for row in 0..<rows {
+                let values = load8(matrix + row * columns + block * 8)
+                low += SIMD4<Double>(Double(values[0]), Double(values[1]), Double(values[2]), Double(values[3]))
+                high += SIMD4<Double>(Double(values[4]), Double(values[5]), Double(values[6]), Double(values[7]))
+            }
+            let destination = sums + block * 8
+            for lane in 0..<4 {
+                destination[lane] = Float(Double(destination[lane]) + low[lane])
+                destination[lane + 4] = Float(Double(destination[lane + 4]) + high[lane])
+            }
         }
     }
     for column in (blocks * 8)..<columns {
-        var total: Float = 0
-        for row in 0..<rows { total += matrix[row * columns + column] }
-        sums[column] += total
+        var total: Double = 0
+        for row in 0..<rows { total += Double(matrix[row * columns + column]) }
+        sums[column] = Float(Double(sums[column]) + total)
     }
 }

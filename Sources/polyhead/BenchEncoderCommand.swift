@@ -4,12 +4,12 @@ import Encoder
 import Foundation
 import Kernels
 
-/// A hidden benchmark of the encoder alone, shaped like shared/bench/torch_mtl_step.py:
-/// random ids in [1000, vocab), every sequence `--seq` tokens. Run it from a release build
-/// next to the PyTorch script (docs/performance.md has the commands).
+/// `polyhead bench encoder`: the encoder alone, shaped like shared/bench/torch_mtl_step.py:
+/// random ids in [1000, vocab), every sequence `--seq` tokens, a stand-in AdamW step.
+/// `polyhead bench mtl` is the full step with heads and Training's optimizer.
 struct BenchEncoderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-encoder", abstract: "Time the encoder's inference and training passes (benchmark).", shouldDisplay: false)
+        commandName: "encoder", abstract: "Time the encoder's inference and training passes alone.")
 
     @Option(help: "Model directory (config.json + model.safetensors).") var model: String = "models/all-MiniLM-L6-v2"
     @Option(help: "Sequences per pass.") var batch: Int = 32
@@ -18,18 +18,13 @@ struct BenchEncoderCommand: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 5
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
     @Option(help: "infer, train or both.") var mode: String = "both"
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
-    @Option(help: "own-split or blas-threads.") var policy: String = ThreadingPolicy.ownSplit.rawValue
     @Flag(help: "Training steps without dropout.") var noDropout = false
     @Flag(help: "Leave out the stand-in AdamW step (clip + update over the whole block).") var noOptimizer = false
-    @Flag(help: "Time single kernels at MiniLM shapes instead (batch x seq tokens).") var kernels = false
+    @OptionGroup var threading: BenchThreadingOptions
 
     func run() throws {
-        guard let threadingPolicy = ThreadingPolicy(rawValue: policy) else {
-            throw ValidationError("--policy must be one of \(ThreadingPolicy.allCases.map(\.rawValue))")
-        }
-        KernelThreads.configure(policy: threadingPolicy, workers: threads)
-        if kernels { return try timeKernels() }
+        try threading.apply()
+        let policy = threading.policy
         let (encoder, _) = try BertEncoder.load(modelDirectory: URL(fileURLWithPath: model))
         var generator = SplitMix(state: 42)
         let vocabulary = encoder.config.vocabSize
@@ -80,8 +75,43 @@ struct BenchEncoderCommand: ParsableCommand {
         print(String(decoding: data, as: UTF8.self))
     }
 
+    /// A stand-in for the trainer's optimizer so training numbers compare with PyTorch's
+    /// (which includes clip_grad_norm_ and AdamW.step): global-norm clip to 1, then AdamW
+    /// (lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0.01) over every parameter.
+    private func adamWStep(parameters: FloatBuffer, gradients: FloatBuffer, moments: FloatBuffer, step: Int) {
+        let count = parameters.count
+        let p = parameters.pointer, g = gradients.pointer, m = moments.pointer, v = moments.pointer + count
+        var squares: Double = 0
+        for index in 0..<count { squares += Double(g[index] * g[index]) }
+        let clip = Float(min(1, 1 / (squares.squareRoot() + 1e-6)))
+        let rate: Float = 2e-5, beta1: Float = 0.9, beta2: Float = 0.999
+        let correction1 = 1 - pow(beta1, Float(step)), correction2 = 1 - pow(beta2, Float(step))
+        KernelThreads.parallelRanges(count, minimumChunk: 1 << 16) { range in
+            for index in range {
+                let gradient = g[index] * clip
+                m[index] = beta1 * m[index] + (1 - beta1) * gradient
+                v[index] = beta2 * v[index] + (1 - beta2) * gradient * gradient
+                let update = (m[index] / correction1) / ((v[index] / correction2).squareRoot() + 1e-8)
+                p[index] -= rate * (update + 0.01 * p[index])
+            }
+        }
+    }
+}
+
+/// `polyhead bench kernels`: median milliseconds (wall and process CPU) of single kernels on
+/// all-MiniLM-L6-v2 shapes, `batch` x `seq` tokens.
+struct BenchKernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kernels", abstract: "Time single kernels at MiniLM shapes.")
+
+    @Option(help: "Sequences.") var batch: Int = 32
+    @Option(help: "Tokens per sequence.") var seq: Int = 128
+    @Option(help: "Timed repetitions (at least 3).") var steps: Int = 5
+    @OptionGroup var threading: BenchThreadingOptions
+
     /// Median milliseconds of single kernels on all-MiniLM-L6-v2 shapes.
-    private func timeKernels() throws {
+    func run() throws {
+        try threading.apply()
+        let policy = threading.policy
         let n = batch * seq, c = 384, i = 1536, h = 12
         var generator = SplitMix(state: 42)
         func buffer(_ count: Int) -> FloatBuffer {
@@ -136,42 +166,4 @@ struct BenchEncoderCommand: ParsableCommand {
         print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
     }
 
-    /// A stand-in for the trainer's optimizer so training numbers compare with PyTorch's
-    /// (which includes clip_grad_norm_ and AdamW.step): global-norm clip to 1, then AdamW
-    /// (lr 2e-5, betas 0.9/0.999, eps 1e-8, weight decay 0.01) over every parameter.
-    private func adamWStep(parameters: FloatBuffer, gradients: FloatBuffer, moments: FloatBuffer, step: Int) {
-        let count = parameters.count
-        let p = parameters.pointer, g = gradients.pointer, m = moments.pointer, v = moments.pointer + count
-        var squares: Double = 0
-        for index in 0..<count { squares += Double(g[index] * g[index]) }
-        let clip = Float(min(1, 1 / (squares.squareRoot() + 1e-6)))
-        let rate: Float = 2e-5, beta1: Float = 0.9, beta2: Float = 0.999
-        let correction1 = 1 - pow(beta1, Float(step)), correction2 = 1 - pow(beta2, Float(step))
-        KernelThreads.parallelRanges(count, minimumChunk: 1 << 16) { range in
-            for index in range {
-                let gradient = g[index] * clip
-                m[index] = beta1 * m[index] + (1 - beta1) * gradient
-                v[index] = beta2 * v[index] + (1 - beta2) * gradient * gradient
-                let update = (m[index] / correction1) / ((v[index] / correction2).squareRoot() + 1e-8)
-                p[index] -= rate * (update + 0.01 * p[index])
-            }
-        }
-    }
-
-    /// A seeded generator: SystemRandomNumberGenerator makes one getrandom call per value.
-    private struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.isEmpty ? .nan : (sorted[(sorted.count - 1) / 2] + sorted[sorted.count / 2]) / 2
-    }
 }
