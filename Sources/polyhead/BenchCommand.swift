@@ -229,13 +229,11 @@ struct BenchMultiTaskCommand: ParsableCommand {
                 let tasks = try taskBatches()
                 let wallStart = BenchClock.now(), cpuStart = BenchClock.cpu()
                 for (packed, parts) in try passes(tasks) {
-                    let hidden = try encoder.infer(packed, workspace: workspace)
-                    try hidden.withUnsafeBufferPointer { hidden in
-                        for (task, sequences) in parts {
-                            let (tokens, offsets) = slice(packed, sequences)
-                            let features = UnsafeBufferPointer(rebasing: hidden[(tokens.lowerBound * width)..<(tokens.upperBound * width)])
-                            _ = try heads[task].forward(features: features, sequenceOffsets: offsets, training: false)
-                        }
+                    let hidden = try encoder.inferInPlace(packed, workspace: workspace)
+                    for (task, sequences) in parts {
+                        let (tokens, offsets) = slice(packed, sequences)
+                        let features = UnsafeBufferPointer(rebasing: hidden[(tokens.lowerBound * width)..<(tokens.upperBound * width)])
+                        _ = try heads[task].forward(features: features, sequenceOffsets: offsets, training: false)
                     }
                 }
                 if step >= warmup {
