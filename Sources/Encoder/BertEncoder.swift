@@ -259,9 +259,8 @@ public final class BertEncoder: @unchecked Sendable {
                                       dout: current, sum: a.outputSum, weight: p + w.outputNormWeight, mean: a.outputMean!, rstd: a.outputRstd!,
                                       mask: a.outputDropMask, scale: hiddenScale, rows: n, channels: c)
             // projection = activated Wout^T + bout; activated = act(intermediate)
-            d.activated.update(repeating: 0, count: n * i)
             linearBackward(dinp: d.activated, dweight: gradient(w.outputWeight), dbias: gradient(w.outputBias), dout: d.branch,
-                           inp: a.activated, weight: p + w.outputWeight, rows: n, inChannels: i, outChannels: c)
+                           inp: a.activated, weight: p + w.outputWeight, rows: n, inChannels: i, outChannels: c, overwriteInput: true)
             try backwardAdapters(plan, layer: index, linear: .output, input: a.activated, outputGradient: d.branch, inputGradient: d.activated, batch: batch)
             // d(intermediate) = act'(intermediate) d(activated), and the bias gradient, in one pass.
             activationBiasBackward(dinp: d.intermediate, dbias: gradient(w.intermediateBias), a.intermediate, d.activated,
@@ -275,14 +274,13 @@ public final class BertEncoder: @unchecked Sendable {
             residualLayerNormBackward(dresidual: needInput ? next : nil, dbranch: d.branch, dweight: gradient(w.attentionNormWeight),
                                       dbias: gradient(w.attentionNormBias), dout: d.norm, sum: a.attentionSum, weight: p + w.attentionNormWeight,
                                       mean: a.attentionMean!, rstd: a.attentionRstd!, mask: a.attentionDropMask, scale: hiddenScale, rows: n, channels: c)
-            d.context.update(repeating: 0, count: n * c)
             linearBackward(dinp: d.context, dweight: gradient(w.attentionOutputWeight), dbias: gradient(w.attentionOutputBias), dout: d.branch,
-                           inp: a.context, weight: p + w.attentionOutputWeight, rows: n, inChannels: c, outChannels: c)
+                           inp: a.context, weight: p + w.attentionOutputWeight, rows: n, inChannels: c, outChannels: c, overwriteInput: true)
             try backwardAdapters(plan, layer: index, linear: .attentionOutput, input: a.context, outputGradient: d.branch,
                                  inputGradient: d.context, batch: batch)
-            d.qkv.update(repeating: 0, count: 3 * n * c)
+            // Written, not accumulated: every element of d.qkv belongs to one (sequence, head).
             attentionBackward(d.qkv, dout: d.context, qkv: a.qkv, probabilities: a.probabilities!, dropoutMask: a.attentionMask,
-                              dropoutScale: attentionScale, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h)
+                              dropoutScale: attentionScale, sequenceOffsets: batch.sequenceOffsets, channels: c, heads: h, overwrite: true)
             qkvBackward(dinp: needInput ? next : nil, dqkv: d.qkv, input: a.input, layer: w, gradient: gradient, rows: n)
             for (part, linear) in [EncoderLinear.query, .key, .value].enumerated() where !plan.adapters(layer: index, linear: linear).isEmpty {
                 // Hand the adapter its contiguous [N, C] column block of d(qkv); d.sum is free here.

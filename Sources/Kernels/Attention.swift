@@ -129,14 +129,16 @@ public func attentionForward(
 }
 
 /// Backward of `attentionForward`: dqkv[N, 3C] += gradients for query, key and value, given
-/// dout [N, C], the forward's qkv, its saved probabilities and the same dropout mask.
+/// dout [N, C], the forward's qkv, its saved probabilities and the same dropout mask. With
+/// `overwrite`, dqkv is written instead (every element belongs to exactly one (sequence,
+/// head) block, so no zeroing pass is needed).
 /// Per (sequence, head): dW = dO V^T; dV += dropout(P)^T dO; dP = dropout'(dW);
 /// dS = P * (dP - rowsum(P * dP)) / sqrt(D) (O(T) per row); dQ += dS K; dK += dS^T Q.
 public func attentionBackward(
     _ dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
     dropoutMask: UnsafePointer<UInt8>?, dropoutScale: Float,
-    sequenceOffsets: [Int], channels: Int, heads: Int
+    sequenceOffsets: [Int], channels: Int, heads: Int, overwrite: Bool = false
 ) {
     let c = channels, d = channels / heads
     let scale = 1 / Float(d).squareRoot()
@@ -144,6 +146,7 @@ public func attentionBackward(
     guard !items.isEmpty else { return }
     let scratchFloats = AttentionScratch.floats(maxLength: maxLength, d: d)
     let workers = min(KernelThreads.splitCount, items.count)
+    let accumulate = !overwrite
     ScratchPool.shared.with(workers * scratchFloats) { base in
         KernelThreads.dynamicItems(items.count) { index, worker in
             let item = items[index]
@@ -171,16 +174,16 @@ public func attentionBackward(
                 weights = UnsafePointer(dropped)
             }
             // dV += weights^T dO (weights read transposed in place).
-            weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: true)
+            weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: accumulate)
             // dS = P * (dP - rowsum(P * dP)), in place over dP; the scores' 1/sqrt(D) is applied
             // to the sums below.
             softmaxRowsBackwardInPlace(dW, ld: t8, p, ldp: t, rows: t, columns: t, scale: 1)
             // dQ += scale dS K.
             weightedRowsKernel(dq, ldo: 3 * c, dW, rowStride: t8, innerStride: 1, k, ldv: 3 * c, rows: t, inner: t, width: d,
-                               alpha: scale, accumulate: true)
+                               alpha: scale, accumulate: accumulate)
             // dK += scale dS^T Q.
             weightedRowsKernel(dk, ldo: 3 * c, dW, rowStride: 1, innerStride: t8, q, ldv: 3 * c, rows: t, inner: t, width: d,
-                               alpha: scale, accumulate: true)
+                               alpha: scale, accumulate: accumulate)
         }
     }
 }

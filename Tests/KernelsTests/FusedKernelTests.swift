@@ -215,4 +215,49 @@ final class FusedKernelTests: XCTestCase {
         }
         XCTAssertEqual(items, [Int](repeating: 1, count: 50))
     }
+
+    /// The write-instead-of-accumulate forms equal accumulating into zeros.
+    func testOverwritingBackwardsEqualAccumulatingIntoZeros() {
+        var random = TestRandom(seed: 25)
+        let offsets = [0, 9, 30], channels = 64, heads = 2, tokens = 30
+        let qkv = random.floats(tokens * 3 * channels), upstream = random.floats(tokens * channels)
+        let count = attentionProbabilityOffsets(sequenceOffsets: offsets, heads: heads).last!
+        var saved = [Float](repeating: 0, count: count), out = [Float](repeating: 0, count: tokens * channels)
+        attentionForward(&out, probabilities: &saved, dropoutMask: nil, dropoutScale: 1, qkv: qkv, sequenceOffsets: offsets, channels: channels, heads: heads)
+        var accumulated = [Float](repeating: 0, count: qkv.count), written = random.floats(qkv.count)
+        attentionBackward(&accumulated, dout: upstream, qkv: qkv, probabilities: saved, dropoutMask: nil, dropoutScale: 1,
+                          sequenceOffsets: offsets, channels: channels, heads: heads)
+        attentionBackward(&written, dout: upstream, qkv: qkv, probabilities: saved, dropoutMask: nil, dropoutScale: 1,
+                          sequenceOffsets: offsets, channels: channels, heads: heads, overwrite: true)
+        XCTAssertEqual(written, accumulated)
+
+        let rows = 50, inChannels = 24, outChannels = 40
+        let input = random.floats(rows * inChannels), weight = random.floats(outChannels * inChannels), dout = random.floats(rows * outChannels)
+        var dinpAccumulated = [Float](repeating: 0, count: rows * inChannels), dinpWritten = random.floats(rows * inChannels)
+        linearBackward(dinp: &dinpAccumulated, dweight: nil, dbias: nil, dout: dout, inp: input, weight: weight,
+                       rows: rows, inChannels: inChannels, outChannels: outChannels)
+        linearBackward(dinp: &dinpWritten, dweight: nil, dbias: nil, dout: dout, inp: input, weight: weight,
+                       rows: rows, inChannels: inChannels, outChannels: outChannels, overwriteInput: true)
+        assertClose(dinpWritten, dinpAccumulated.doubles, absolute: 1e-6, relative: 1e-6, "linear d input overwritten")
+    }
+
+    /// Embedding gradients split by channels (many tokens) equal the serial sums.
+    func testEmbeddingBackwardSplitByChannels() {
+        var random = TestRandom(seed: 26)
+        let tokens = 600, channels = 20, vocabulary = 7
+        let ids = (0..<tokens).map { _ in Int32(random.integer(below: vocabulary)) }
+        let positions = (0..<tokens).map { Int32($0 % 11) }, types = (0..<tokens).map { Int32($0 % 2) }
+        let dout = random.floats(tokens * channels)
+        var expectedWord = [Double](repeating: 0, count: vocabulary * channels)
+        for token in 0..<tokens { for channel in 0..<channels { expectedWord[Int(ids[token]) * channels + channel] += Double(dout[token * channels + channel]) } }
+        for workers in [1, 3] {
+            KernelThreads.configure(policy: .ownSplit, workers: workers)
+            var word = [Float](repeating: 0, count: vocabulary * channels)
+            var position = [Float](repeating: 0, count: 11 * channels), type = [Float](repeating: 0, count: 2 * channels)
+            embeddingsBackward(dwordTable: &word, dpositionTable: &position, dtokenTypeTable: &type, dout: dout,
+                               tokenIds: ids, positions: positions, tokenTypes: types, tokens: tokens, channels: channels)
+            assertClose(word, expectedWord, absolute: 1e-4, relative: 1e-5, "word table gradient, \(workers) workers")
+            XCTAssertEqual(type.reduce(0, +), dout.reduce(0, +), accuracy: 1e-2)
+        }
+    }
 }
