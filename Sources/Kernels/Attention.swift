@@ -129,14 +129,16 @@ public func attentionForward(
 }
 
 /// Backward of `attentionForward`: dqkv[N, 3C] += gradients for query, key and value, given
-/// dout [N, C], the forward's qkv, its saved probabilities and the same dropout mask.
+/// dout [N, C], the forward's qkv, its saved probabilities and the same dropout mask. With
+/// `overwrite`, dqkv is written instead (every element belongs to exactly one (sequence,
+/// head) block, so no zeroing pass is needed).
 /// Per (sequence, head): dW = dO V^T; dV += dropout(P)^T dO; dP = dropout'(dW);
 /// dS = P * (dP - rowsum(P * dP)) / sqrt(D) (O(T) per row); dQ += dS K; dK += dS^T Q.
 public func attentionBackward(
     _ dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
     dropoutMask: UnsafePointer<UInt8>?, dropoutScale: Float,
-    sequenceOffsets: [Int], channels: Int, heads: Int
+    sequenceOffsets: [Int], channels: Int, heads: Int, overwrite: Bool = false
 ) {
     let c = channels, d = channels / heads
     let scale = 1 / Float(d).squareRoot()
@@ -144,6 +146,7 @@ public func attentionBackward(
     guard !items.isEmpty else { return }
     let scratchFloats = AttentionScratch.floats(maxLength: maxLength, d: d)
     let workers = min(KernelThreads.splitCount, items.count)
+    let accumulate = !overwrite
     ScratchPool.shared.with(workers * scratchFloats) { base in
         KernelThreads.dynamicItems(items.count) { index, worker in
             let item = items[index]
@@ -171,16 +174,16 @@ public func attentionBackward(
                 weights = UnsafePointer(dropped)
             }
             // dV += weights^T dO (weights read transposed in place).
-            weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: true)
+            weightedRowsKernel(dv, ldo: 3 * c, weights, rowStride: 1, innerStride: t, dO, ldv: c, rows: t, inner: t, width: d, accumulate: accumulate)
             // dS = P * (dP - rowsum(P * dP)), in place over dP; the scores' 1/sqrt(D) is applied
             // to the sums below.
             softmaxRowsBackwardInPlace(dW, ld: t8, p, ldp: t, rows: t, columns: t, scale: 1)
             // dQ += scale dS K.
             weightedRowsKernel(dq, ldo: 3 * c, dW, rowStride: t8, innerStride: 1, k, ldv: 3 * c, rows: t, inner: t, width: d,
-                               alpha: scale, accumulate: true)
+                               alpha: scale, accumulate: accumulate)
             // dK += scale dS^T Q.
             weightedRowsKernel(dk, ldo: 3 * c, dW, rowStride: 1, innerStride: t8, q, ldv: 3 * c, rows: t, inner: t, width: d,
-                               alpha: scale, accumulate: true)
+                               alpha: scale, accumulate: accumulate)
         }
     }
 }
@@ -205,38 +208,42 @@ private func transposeRows(_ dst: UnsafeMutablePointer<Float>, ld: Int, _ src: U
 }
 
 /// out[i, j] = scale * sum over e < depth of a[i, e] * bt[e, j], for i < rows and j < columns8
-/// (a multiple of 8). bt is [depth, ldb]. Four rows by sixteen columns per register block:
-/// eight accumulators, two loads of bt and four broadcasts of a per step of e.
+/// (a multiple of 8). bt is [depth, ldb]. Register blocks of six rows by sixteen columns:
+/// twelve accumulators (an FMA's latency times its throughput is eight, so twelve chains
+/// keep both FMA units busy), two loads of bt and six broadcasts of a per step of e; then
+/// blocks of one row.
 @inline(__always)
 private func scoresKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ a: UnsafePointer<Float>, lda: Int,
                           _ bt: UnsafePointer<Float>, ldb: Int, rows: Int, columns8: Int, depth: Int, scale: Float) {
     var i = 0
-    while i + 4 <= rows {
-        let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
-        let o0 = out + i * ldo, o1 = o0 + ldo, o2 = o1 + ldo, o3 = o2 + ldo
+    while i + 6 <= rows {
+        let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda
+        let o0 = out + i * ldo, o1 = o0 + ldo, o2 = o1 + ldo, o3 = o2 + ldo, o4 = o3 + ldo, o5 = o4 + ldo
         var j = 0
         while j + 16 <= columns8 {
-            var c00 = Float8(), c01 = Float8(), c10 = Float8(), c11 = Float8()
-            var c20 = Float8(), c21 = Float8(), c30 = Float8(), c31 = Float8()
+            var c00 = Float8(), c01 = Float8(), c10 = Float8(), c11 = Float8(), c20 = Float8(), c21 = Float8()
+            var c30 = Float8(), c31 = Float8(), c40 = Float8(), c41 = Float8(), c50 = Float8(), c51 = Float8()
             var b = bt + j
             for e in 0..<depth {
                 let b0 = load8(b), b1 = load8(b + 8)
-                let x0 = Float8(repeating: a0[e]), x1 = Float8(repeating: a1[e])
-                c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
-                c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
-                let x2 = Float8(repeating: a2[e]), x3 = Float8(repeating: a3[e])
-                c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
-                c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+                var x = Float8(repeating: a0[e]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+                x = Float8(repeating: a1[e]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+                x = Float8(repeating: a2[e]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+                x = Float8(repeating: a3[e]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+                x = Float8(repeating: a4[e]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+                x = Float8(repeating: a5[e]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
                 b += ldb
             }
             store8(c00 * scale, o0 + j); store8(c01 * scale, o0 + j + 8)
             store8(c10 * scale, o1 + j); store8(c11 * scale, o1 + j + 8)
             store8(c20 * scale, o2 + j); store8(c21 * scale, o2 + j + 8)
             store8(c30 * scale, o3 + j); store8(c31 * scale, o3 + j + 8)
+            store8(c40 * scale, o4 + j); store8(c41 * scale, o4 + j + 8)
+            store8(c50 * scale, o5 + j); store8(c51 * scale, o5 + j + 8)
             j += 16
         }
         if j < columns8 {
-            var c0 = Float8(), c1 = Float8(), c2 = Float8(), c3 = Float8()
+            var c0 = Float8(), c1 = Float8(), c2 = Float8(), c3 = Float8(), c4 = Float8(), c5 = Float8()
             var b = bt + j
             for e in 0..<depth {
                 let b0 = load8(b)
@@ -244,16 +251,31 @@ private func scoresKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ a: Uns
                 c1 = c1.addingProduct(Float8(repeating: a1[e]), b0)
                 c2 = c2.addingProduct(Float8(repeating: a2[e]), b0)
                 c3 = c3.addingProduct(Float8(repeating: a3[e]), b0)
+                c4 = c4.addingProduct(Float8(repeating: a4[e]), b0)
+                c5 = c5.addingProduct(Float8(repeating: a5[e]), b0)
                 b += ldb
             }
-            store8(c0 * scale, o0 + j); store8(c1 * scale, o1 + j); store8(c2 * scale, o2 + j); store8(c3 * scale, o3 + j)
+            store8(c0 * scale, o0 + j); store8(c1 * scale, o1 + j); store8(c2 * scale, o2 + j)
+            store8(c3 * scale, o3 + j); store8(c4 * scale, o4 + j); store8(c5 * scale, o5 + j)
         }
-        i += 4
+        i += 6
     }
     while i < rows {
         let a0 = a + i * lda, o0 = out + i * ldo
         var j = 0
-        while j < columns8 {
+        while j + 16 <= columns8 {
+            var c0 = Float8(), c1 = Float8()
+            var b = bt + j
+            for e in 0..<depth {
+                let x = Float8(repeating: a0[e])
+                c0 = c0.addingProduct(x, load8(b))
+                c1 = c1.addingProduct(x, load8(b + 8))
+                b += ldb
+            }
+            store8(c0 * scale, o0 + j); store8(c1 * scale, o0 + j + 8)
+            j += 16
+        }
+        if j < columns8 {
             var c0 = Float8()
             var b = bt + j
             for e in 0..<depth {
@@ -261,62 +283,70 @@ private func scoresKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ a: Uns
                 b += ldb
             }
             store8(c0 * scale, o0 + j)
-            j += 8
         }
         i += 1
     }
 }
 
-/// out[i, 0..<width] = (or +=) sum over j < inner of p(i, j) * v[j, 0..<width], for i < rows,
-/// where p(i, j) = p[i * rowStride + j * innerStride]: a row-major block (innerStride 1) or
-/// the transpose of one (rowStride 1), read in place. Columns in blocks of 32 (two rows by
-/// four vectors: eight accumulators, four loads of v and two broadcasts per step), then 8,
-/// then one at a time.
+/// out[i, 0..<width] = (or +=) alpha * sum over j < inner of p(i, j) * v[j, 0..<width], for
+/// i < rows, where p(i, j) = p[i * rowStride + j * innerStride]: a row-major block
+/// (innerStride 1) or the transpose of one (rowStride 1), read in place. `rowScale`, when
+/// given, multiplies row i by rowScale[i] as well (eval-mode softmax normalisation).
+/// Columns in blocks of 16 with six rows at a time (twelve accumulators, two loads of v and
+/// six broadcasts per step), then blocks of 8, then single columns.
 private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
-                                _ v: UnsafePointer<Float>, ldv: Int, rows: Int, inner: Int, width: Int, alpha: Float = 1, accumulate: Bool) {
-    @inline(__always) func put(_ value: Float8, _ destination: UnsafeMutablePointer<Float>) {
-        let scaled = alpha == 1 ? value : value * alpha
+                                _ v: UnsafePointer<Float>, ldv: Int, rows: Int, inner: Int, width: Int, alpha: Float = 1,
+                                rowScale: UnsafePointer<Float>? = nil, accumulate: Bool) {
+    @inline(__always) func put(_ value: Float8, _ row: Int, _ destination: UnsafeMutablePointer<Float>) {
+        var scaled = alpha == 1 ? value : value * alpha
+        if let rowScale { scaled *= rowScale[row] }
         store8(accumulate ? load8(destination) + scaled : scaled, destination)
     }
     var w = 0
-    while w + 32 <= width {
+    while w + 16 <= width {
         var i = 0
-        while i + 2 <= rows {
-            var p0 = p + i * rowStride, p1 = p0 + rowStride
-            var c00 = Float8(), c01 = Float8(), c02 = Float8(), c03 = Float8()
-            var c10 = Float8(), c11 = Float8(), c12 = Float8(), c13 = Float8()
-            var row = v + w
-            for _ in 0..<inner {
-                let v0 = load8(row), v1 = load8(row + 8), v2 = load8(row + 16), v3 = load8(row + 24)
-                let x0 = Float8(repeating: p0.pointee), x1 = Float8(repeating: p1.pointee)
-                c00 = c00.addingProduct(x0, v0); c01 = c01.addingProduct(x0, v1)
-                c02 = c02.addingProduct(x0, v2); c03 = c03.addingProduct(x0, v3)
-                c10 = c10.addingProduct(x1, v0); c11 = c11.addingProduct(x1, v1)
-                c12 = c12.addingProduct(x1, v2); c13 = c13.addingProduct(x1, v3)
-                row += ldv
-                p0 += innerStride
-                p1 += innerStride
-            }
-            let o0 = out + i * ldo + w, o1 = o0 + ldo
-            put(c00, o0); put(c01, o0 + 8); put(c02, o0 + 16); put(c03, o0 + 24)
-            put(c10, o1); put(c11, o1 + 8); put(c12, o1 + 16); put(c13, o1 + 24)
-            i += 2
-        }
-        if i < rows {
+        while i + 6 <= rows {
             var p0 = p + i * rowStride
-            var c00 = Float8(), c01 = Float8(), c02 = Float8(), c03 = Float8()
+            let step = rowStride
+            var c00 = Float8(), c01 = Float8(), c10 = Float8(), c11 = Float8(), c20 = Float8(), c21 = Float8()
+            var c30 = Float8(), c31 = Float8(), c40 = Float8(), c41 = Float8(), c50 = Float8(), c51 = Float8()
             var row = v + w
             for _ in 0..<inner {
-                let x0 = Float8(repeating: p0.pointee)
-                c00 = c00.addingProduct(x0, load8(row)); c01 = c01.addingProduct(x0, load8(row + 8))
-                c02 = c02.addingProduct(x0, load8(row + 16)); c03 = c03.addingProduct(x0, load8(row + 24))
+                let v0 = load8(row), v1 = load8(row + 8)
+                var x = Float8(repeating: p0[0]); c00 = c00.addingProduct(x, v0); c01 = c01.addingProduct(x, v1)
+                x = Float8(repeating: p0[step]); c10 = c10.addingProduct(x, v0); c11 = c11.addingProduct(x, v1)
+                x = Float8(repeating: p0[2 * step]); c20 = c20.addingProduct(x, v0); c21 = c21.addingProduct(x, v1)
+                x = Float8(repeating: p0[3 * step]); c30 = c30.addingProduct(x, v0); c31 = c31.addingProduct(x, v1)
+                x = Float8(repeating: p0[4 * step]); c40 = c40.addingProduct(x, v0); c41 = c41.addingProduct(x, v1)
+                x = Float8(repeating: p0[5 * step]); c50 = c50.addingProduct(x, v0); c51 = c51.addingProduct(x, v1)
                 row += ldv
                 p0 += innerStride
             }
             let o0 = out + i * ldo + w
-            put(c00, o0); put(c01, o0 + 8); put(c02, o0 + 16); put(c03, o0 + 24)
+            put(c00, i, o0); put(c01, i, o0 + 8)
+            put(c10, i + 1, o0 + ldo); put(c11, i + 1, o0 + ldo + 8)
+            put(c20, i + 2, o0 + 2 * ldo); put(c21, i + 2, o0 + 2 * ldo + 8)
+            put(c30, i + 3, o0 + 3 * ldo); put(c31, i + 3, o0 + 3 * ldo + 8)
+            put(c40, i + 4, o0 + 4 * ldo); put(c41, i + 4, o0 + 4 * ldo + 8)
+            put(c50, i + 5, o0 + 5 * ldo); put(c51, i + 5, o0 + 5 * ldo + 8)
+            i += 6
         }
-        w += 32
+        while i < rows {
+            var p0 = p + i * rowStride
+            var c0 = Float8(), c1 = Float8()
+            var row = v + w
+            for _ in 0..<inner {
+                let x = Float8(repeating: p0.pointee)
+                c0 = c0.addingProduct(x, load8(row))
+                c1 = c1.addingProduct(x, load8(row + 8))
+                row += ldv
+                p0 += innerStride
+            }
+            let o0 = out + i * ldo + w
+            put(c0, i, o0); put(c1, i, o0 + 8)
+            i += 1
+        }
+        w += 16
     }
     while w + 8 <= width {
         for i in 0..<rows {
@@ -328,7 +358,7 @@ private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ 
                 row += ldv
                 p0 += innerStride
             }
-            put(c0, out + i * ldo + w)
+            put(c0, i, out + i * ldo + w)
         }
         w += 8
     }
@@ -337,7 +367,9 @@ private func weightedRowsKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ 
             let p0 = p + i * rowStride
             var total: Float = 0
             for j in 0..<inner { total = total.addingProduct(p0[j * innerStride], v[j * ldv + w]) }
-            out[i * ldo + w] = accumulate ? out[i * ldo + w] + total * alpha : total * alpha
+            total *= alpha
+            if let rowScale { total *= rowScale[i] }
+            out[i * ldo + w] = accumulate ? out[i * ldo + w] + total : total
         }
         w += 1
     }

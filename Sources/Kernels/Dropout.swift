@@ -13,21 +13,52 @@ func mix64(_ value: UInt64) -> UInt64 {
     return z ^ (z >> 31)
 }
 
+/// MurmurHash3's 32-bit finaliser on eight lanes: a bijection with full avalanche.
+@_transparent
+func fmix32x8(_ value: SIMD8<UInt32>) -> SIMD8<UInt32> {
+    var h = value
+    h ^= h &>> 16
+    h &*= 0x85EB_CA6B
+    h ^= h &>> 13
+    h &*= 0xC2B2_AE35
+    h ^= h &>> 16
+    return h
+}
+
 /// mask[count] = 1 where an element is kept (probability 1 - p), 0 where dropped.
 ///
 /// `stream` separates the dropout sites of one step (layer, site); `seed` changes per step.
-/// p is applied with 32-bit resolution.
+/// Element i's uniform is fmix32(fmix32(i + k0) ^ k1) with (k0, k1) the two halves of
+/// SplitMix64(seed ^ SplitMix64(stream)), compared with p * 2^32 (32-bit resolution).
+/// Eight elements per vector step: the attention masks (H x sum of T^2 bytes per layer) made
+/// the scalar 64-bit hash of the first version ~2% of a training step. Indices are taken
+/// modulo 2^32 (a stream this long would repeat; masks are far shorter).
 public func dropoutMask(_ mask: UnsafeMutablePointer<UInt8>, count: Int, probability: Float, seed: UInt64, stream: UInt64) {
-    let threshold = UInt64((Double(probability) * 4_294_967_296).rounded())
+    let threshold = UInt32(min(4_294_967_295, (Double(probability) * 4_294_967_296).rounded()))
+    if threshold == 0 {
+        mask.update(repeating: 1, count: count)
+        return
+    }
     let base = mix64(seed ^ mix64(stream))
-    KernelThreads.parallelRanges((count + 1) / 2, minimumChunk: 16384) { range in
-        for pair in range {
-            // One 64-bit hash gives two 32-bit uniforms.
-            let bits = mix64(base &+ UInt64(pair))
-            let first = pair * 2
-            mask[first] = (bits & 0xFFFF_FFFF) >= threshold ? 1 : 0
-            if first + 1 < count { mask[first + 1] = (bits >> 32) >= threshold ? 1 : 0 }
+    let k0 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base)), k1 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: base >> 32))
+    let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+    let limit = SIMD8<UInt32>(repeating: threshold)
+    @inline(__always) func keep(_ start: Int) -> SIMD8<UInt32> {
+        let index = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: start)) &+ lanes
+        let uniform = fmix32x8(fmix32x8(index &+ k0) ^ k1)
+        return SIMD8<UInt32>(repeating: 0).replacing(with: 1, where: uniform .>= limit)
+    }
+    let blocks = count / 8
+    KernelThreads.parallelRanges(blocks, minimumChunk: 8192) { range in
+        for block in range {
+            // Narrow the eight 0/1 lanes to bytes (two pack instructions): one 8-byte store.
+            let bytes = SIMD8<UInt8>(truncatingIfNeeded: keep(block * 8))
+            UnsafeMutableRawPointer(mask + block * 8).storeBytes(of: bytes, as: SIMD8<UInt8>.self)
         }
+    }
+    if blocks * 8 < count {
+        let flags = keep(blocks * 8)
+        for index in (blocks * 8)..<count { mask[index] = UInt8(flags[index - blocks * 8]) }
     }
 }
 

@@ -23,8 +23,9 @@ public func embeddingsForward(
 }
 
 /// Backward of `embeddingsForward`: each table gradient (nil: frozen) gets dout's row added
-/// at the row the token used: dword[tokenIds[i]] += dout[i], and so on. Serial, because
-/// tokens share rows.
+/// at the row the token used: dword[tokenIds[i]] += dout[i], and so on. Tokens share rows,
+/// so the split across workers is by channels: each worker adds its channel range of every
+/// token, in token order (the same sums whatever the number of workers).
 public func embeddingsBackward(
     dwordTable: UnsafeMutablePointer<Float>?, dpositionTable: UnsafeMutablePointer<Float>?,
     dtokenTypeTable: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
@@ -32,11 +33,16 @@ public func embeddingsBackward(
     tokens: Int, channels: Int
 ) {
     let c = channels
-    for token in 0..<tokens {
-        let gradient = dout + token * c
-        if let dwordTable { accumulateRow(dwordTable + Int(tokenIds[token]) * c, gradient, c) }
-        if let dpositionTable { accumulateRow(dpositionTable + Int(positions[token]) * c, gradient, c) }
-        if let dtokenTypeTable { accumulateRow(dtokenTypeTable + Int(tokenTypes[token]) * c, gradient, c) }
+    let blocks = (c + 7) / 8
+    KernelThreads.parallelRanges(tokens >= 256 ? blocks : 1, minimumChunk: 4) { range in
+        let start = tokens >= 256 ? range.lowerBound * 8 : 0
+        let end = tokens >= 256 ? min(c, range.upperBound * 8) : c
+        for token in 0..<tokens {
+            let gradient = dout + token * c + start
+            if let dwordTable { accumulateRow(dwordTable + Int(tokenIds[token]) * c + start, gradient, end - start) }
+            if let dpositionTable { accumulateRow(dpositionTable + Int(positions[token]) * c + start, gradient, end - start) }
+            if let dtokenTypeTable { accumulateRow(dtokenTypeTable + Int(tokenTypes[token]) * c + start, gradient, end - start) }
+        }
     }
 }
 

@@ -32,8 +32,12 @@ public func gemm(
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Same contract as `gemm`, split across Polyhead's workers by rows of C (or by columns when
-/// C has few rows). Each piece is an independent single-threaded BLAS call.
+/// Same contract as `gemm`, split across Polyhead's workers by rows or by columns of C. Each
+/// piece is an independent single-threaded BLAS call, and each call packs its own copy of the
+/// operand it shares with the other pieces: a row split repacks op(B) (k x n) per worker, a
+/// column split repacks op(A) (m x k). So C is split along its longer side, which duplicates
+/// the smaller operand: for a short batch (m = 448 tokens, n = 1,536 features) the weight is
+/// no longer packed twice.
 public func parallelGemm(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,
     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
@@ -47,7 +51,7 @@ public func parallelGemm(
              m: m, n: n, k: k, alpha: alpha, beta: beta)
         return
     }
-    if m >= n || m >= 64 * workers {
+    if m >= n {
         // Rows of C come from rows of op(A): row r of op(A) starts at a + r*lda, or at
         // column r (a + r) when A is stored transposed.
         KernelThreads.forEachWorker(workers) { worker in

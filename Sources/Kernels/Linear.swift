@@ -18,17 +18,19 @@ public func linearForward(
 }
 
 /// Backward of `linearForward`, each output optional (nil: not wanted):
-///   dinp[N,C] += dout[N,OC] @ weight[OC,C]
+///   dinp[N,C] += dout[N,OC] @ weight[OC,C]   (= when `overwriteInput`: no zeroing pass first)
 ///   dweight[OC,C] += dout^T @ inp
 ///   dbias[OC] += column sums of dout
 public func linearBackward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    rows: Int, inChannels: Int, outChannels: Int
+    rows: Int, inChannels: Int, outChannels: Int, overwriteInput: Bool = false
 ) {
     if let dinp {
+        // beta 0: each worker's BLAS call clears its own part of dinp, in parallel, instead of
+        // the caller zeroing all of it on one thread.
         parallelGemm(dinp, ldc: inChannels, dout, lda: outChannels, transposeA: false, weight, ldb: inChannels, transposeB: false,
-                     m: rows, n: inChannels, k: outChannels, beta: 1)
+                     m: rows, n: inChannels, k: outChannels, beta: overwriteInput ? 0 : 1)
     }
     if let dweight {
         parallelGemm(dweight, ldc: inChannels, dout, lda: outChannels, transposeA: true, inp, ldb: inChannels, transposeB: false,

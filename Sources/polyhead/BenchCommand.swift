@@ -182,14 +182,25 @@ struct BenchMultiTaskCommand: ParsableCommand {
             let activations = EncoderActivations()
             var hiddenGradient = FloatBuffer(count: 0)
             var wall: [Double] = [], cpu: [Double] = []
+            // Per phase: encoder forward, heads (forward, loss, backward), encoder backward,
+            // clipping + AdamW + zeroing.
+            var phases: [String: [Double]] = ["encoder_forward": [], "heads": [], "encoder_backward": [], "optimizer": []]
             var lastLoss = 0.0
             for step in 0..<(warmup + steps) {
                 let tasks = try taskBatches()
                 let dropout = noDropout ? DropoutSettings.disabled : DropoutSettings.fromConfig(encoder.config, seed: UInt64(step + 1))
                 let wallStart = BenchClock.now(), cpuStart = BenchClock.cpu()
                 var total = 0.0
+                var spent: [String: Double] = [:]
+                var mark = wallStart
+                func lap(_ phase: String) {
+                    let now = BenchClock.now()
+                    spent[phase, default: 0] += now - mark
+                    mark = now
+                }
                 for (packed, parts) in try passes(tasks) {
                     let hidden = try encoder.forward(packed, activations: activations, dropout: dropout)
+                    lap("encoder_forward")
                     if hiddenGradient.count < hidden.count { hiddenGradient = FloatBuffer(count: hidden.count) }
                     for (task, sequences) in parts {
                         let (tokens, offsets) = slice(packed, sequences)
@@ -202,17 +213,22 @@ struct BenchMultiTaskCommand: ParsableCommand {
                                           featureGradient: UnsafeMutableBufferPointer(start: hiddenGradient.pointer + tokens.lowerBound * width,
                                                                                       count: tokens.count * width))
                     }
+                    lap("heads")
                     try encoder.backward(outputGradient: hiddenGradient.pointer, activations: activations, gradients: gradients, trainable: trainable)
+                    lap("encoder_backward")
                 }
                 optimizer.clipGradientNorm(maxNorm: 1)
                 optimizer.step()
                 optimizer.zeroGradients()
+                lap("optimizer")
                 if step >= warmup {
                     wall.append(BenchClock.now() - wallStart)
                     cpu.append(BenchClock.cpu() - cpuStart)
+                    for (phase, seconds) in spent { phases[phase, default: []].append(seconds) }
                 }
                 lastLoss = total
             }
+            result["train_phase_median_ms"] = phases.mapValues { median($0) * 1000 }
             let sequences = Double(heads.count * batch)
             // Like the PyTorch script: all timed sequences over all timed seconds.
             result["train_seq_per_s"] = sequences * Double(steps) / wall.reduce(0, +)
@@ -229,13 +245,11 @@ struct BenchMultiTaskCommand: ParsableCommand {
                 let tasks = try taskBatches()
                 let wallStart = BenchClock.now(), cpuStart = BenchClock.cpu()
                 for (packed, parts) in try passes(tasks) {
-                    let hidden = try encoder.infer(packed, workspace: workspace)
-                    try hidden.withUnsafeBufferPointer { hidden in
-                        for (task, sequences) in parts {
-                            let (tokens, offsets) = slice(packed, sequences)
-                            let features = UnsafeBufferPointer(rebasing: hidden[(tokens.lowerBound * width)..<(tokens.upperBound * width)])
-                            _ = try heads[task].forward(features: features, sequenceOffsets: offsets, training: false)
-                        }
+                    let hidden = try encoder.inferInPlace(packed, workspace: workspace)
+                    for (task, sequences) in parts {
+                        let (tokens, offsets) = slice(packed, sequences)
+                        let features = UnsafeBufferPointer(rebasing: hidden[(tokens.lowerBound * width)..<(tokens.upperBound * width)])
+                        _ = try heads[task].forward(features: features, sequenceOffsets: offsets, training: false)
                     }
                 }
                 if step >= warmup {

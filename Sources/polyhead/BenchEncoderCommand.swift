@@ -148,6 +148,14 @@ struct BenchKernelsCommand: ParsableCommand {
         let results: [(String, Any)] = [
             time("linear_forward_NxC_to_NxI", flops: 2.0 * Double(n * c * i)) {
                 linearForward(out.pointer, x.pointer, weight: w.pointer, bias: bias.pointer, rows: n, inChannels: c, outChannels: i) },
+            time("linear_forward_NxI_to_NxC", flops: 2.0 * Double(n * c * i)) {
+                linearForward(x.pointer, out.pointer, weight: w.pointer, bias: bias.pointer, rows: n, inChannels: i, outChannels: c) },
+            time("linear_forward_NxC_to_Nx3C", flops: 2.0 * Double(n * c * 3 * c)) {
+                linearForward(qkv.pointer, x.pointer, weight: w.pointer, bias: bias.pointer, rows: n, inChannels: c, outChannels: 3 * c) },
+            time("linear_forward_NxC_to_NxC", flops: 2.0 * Double(n * c * c)) {
+                linearForward(qkv.pointer, x.pointer, weight: w.pointer, bias: bias.pointer, rows: n, inChannels: c, outChannels: c) },
+            time("linear_dinput_NxI_to_NxC", flops: 2.0 * Double(n * c * i)) {
+                linearBackward(dinp: x.pointer, dweight: nil, dbias: nil, dout: out.pointer, inp: x.pointer, weight: w.pointer, rows: n, inChannels: c, outChannels: i) },
             time("linear_dweight_IxC", flops: 2.0 * Double(n * c * i)) {
                 parallelGemm(dW.pointer, ldc: c, out.pointer, lda: i, transposeA: true, x.pointer, ldb: c, transposeB: false, m: i, n: c, k: n, beta: 1) },
             time("gelu_forward_NxI") { activationForward(big.pointer, out.pointer, count: n * i, activation: .gelu) },
