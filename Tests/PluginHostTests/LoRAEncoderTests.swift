@@ -8,7 +8,10 @@ import XCTest
 /// into Polyhead's BERT encoder (the plugin's merge, then the encoder's eval forward) gives
 /// the last hidden states PEFT's PeftModel computes with the adapter unmerged
 /// (scripts/reference/lora_fixtures.py), within 1e-4; and an adapter Polyhead exports gives,
-/// in PeftModel, the hidden states recorded here (the script checks them).
+/// in PeftModel, the hidden states recorded here (the script checks them). The adapter that
+/// `polyhead train` trained on all-MiniLM-L6-v2 (Tests/Fixtures/lora/polyhead-trained, PeftModel's
+/// hidden states from scripts/reference/lora_trained_fixture.py) is checked the same way here,
+/// and through the encoder's adapter hooks in TrainingTests.LoRATrainedAdapterTests.
 ///
 /// At evaluation (no dropout) base plus adapter is exactly the merged layer, so these hold
 /// whichever way the encoder applies the adapter. Training through the adapter needs the
@@ -27,11 +30,26 @@ final class LoRAEncoderTests: XCTestCase {
         }
     }
 
-    /// The fixture's packed sequences.
+    /// The fixture's packed sequences, with their token types where the fixture records them.
     static func batch(_ file: SafeTensorsFile) throws -> PackedBatch {
-        try PackedBatch(tokenIds: file.int64s("input_ids").map { Int32($0) }, sequenceOffsets: file.int64s("sequence_offsets").map { Int($0) })
+        let tokenTypes = file.tensorNames.contains("token_type_ids") ? try file.int64s("token_type_ids").map { Int32($0) } : nil
+        return try PackedBatch(tokenIds: file.int64s("input_ids").map { Int32($0) }, tokenTypeIds: tokenTypes,
+                               sequenceOffsets: file.int64s("sequence_offsets").map { Int($0) })
     }
 
+    /// models/all-MiniLM-L6-v2, or nil after failing the test when it is missing.
+    private func miniLM(file: StaticString = #filePath, line: UInt = #line) -> URL? {
+        let model = Repository.root.appendingPathComponent("models/all-MiniLM-L6-v2")
+        guard FileManager.default.fileExists(atPath: model.appendingPathComponent("model.safetensors").path) else {
+            XCTFail("\(model.path) is missing: run scripts/setup", file: file, line: line)
+            return nil
+        }
+        return model
+    }
+
+    /// Imports the PEFT adapter in `adapterDirectory`, merges it into the encoder in `model` and
+    /// compares the encoder's hidden states with PeftModel's ("hidden_states.peft" of
+    /// `expectedFile`) within 1e-4.
     private func checkHiddenStates(model: URL, adapterDirectory: String, expectedFile: String, name: String,
                                    file: StaticString = #filePath, line: UInt = #line) throws {
         let (encoder, _) = try BertEncoder.load(modelDirectory: model)
@@ -60,12 +78,29 @@ final class LoRAEncoderTests: XCTestCase {
     }
 
     func testMiniLMAdapterTrainedWithPEFTGivesPEFTsHiddenStates() throws {
-        let model = Repository.root.appendingPathComponent("models/all-MiniLM-L6-v2")
-        guard FileManager.default.fileExists(atPath: model.appendingPathComponent("model.safetensors").path) else {
-            return XCTFail("\(model.path) is missing: run scripts/setup")
-        }
+        guard let model = miniLM() else { return }
         try checkHiddenStates(model: model, adapterDirectory: "minilm-peft", expectedFile: "minilm-peft-expected.safetensors",
                               name: "all-MiniLM-L6-v2 adapter trained by PEFT")
+    }
+
+    /// The adapter `polyhead train` trained on all-MiniLM-L6-v2 with WordNet tasks
+    /// (polyhead-trained/run.yaml), exported in PEFT's layout, merged into the encoder: PeftModel's
+    /// hidden states of 12 WordNet texts (one a text pair).
+    func testMiniLMAdapterTrainedByPolyheadGivesPEFTsHiddenStates() throws {
+        guard let model = miniLM() else { return }
+        let directory = Self.fixtures.appendingPathComponent("polyhead-trained")
+        // Trained: polyhead.lora starts B at zero, so a B still zero would leave its site unchecked.
+        let written = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("adapter_model.safetensors"))
+        let upKeys = written.tensorNames.filter { $0.hasSuffix("lora_B.weight") }
+        XCTAssertEqual(upKeys.count, 6 * 3, "6 layers x (query, value, intermediate)")
+        for key in upKeys { XCTAssertTrue(try written.floats(key).contains { $0 != 0 }, "\(key) is zero: the adapter was not trained") }
+        // PEFT's hidden states with and without the adapter differ, so the check can fail.
+        let expected = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("expected.safetensors"))
+        let moved = maxDifference(try expected.floats("hidden_states.peft"), try expected.floats("hidden_states.base").map(Double.init))
+        print("polyhead-trained: in PEFT the adapter moves the hidden states by up to \(String(format: "%.3f", moved))")
+        XCTAssertGreaterThan(moved, 0.01)
+        try checkHiddenStates(model: model, adapterDirectory: "polyhead-trained", expectedFile: "polyhead-trained/expected.safetensors",
+                              name: "all-MiniLM-L6-v2 adapter trained by polyhead train")
     }
 
     /// Hidden states of the tiny BERT with Polyhead's exported adapter merged in, recorded
