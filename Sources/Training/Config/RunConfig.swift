@@ -37,7 +37,8 @@ public struct RunConfig: Sendable, Equatable {
     static let topLevelKeys = ["model", "plugin_path", "max_length", "output", "cache_directory", "tasks", "routers", "adapters", "training"]
     static let taskKeys = ["name", "type", "head", "data", "fields", "labels", "metrics", "loss_weight", "sampling", "class_weights", "router", "adapter", "custom_metrics"]
     static let trainingKeys = ["steps", "epochs", "batch_size", "sampling", "mixing", "loss_weighting", "optimizer", "schedule",
-                               "clip_norm", "gradient_accumulation", "eval_interval", "log_interval", "early_stopping", "seed", "skip_malformed_rows"]
+                               "clip_norm", "gradient_accumulation", "eval_interval", "log_interval", "early_stopping", "seed", "skip_malformed_rows",
+                               "freeze_encoder"]
 
     /// Reads and decodes a config file.
     /// - Parameter path: the YAML file; errors name it as written here.
@@ -368,11 +369,12 @@ struct RunConfigDecoder {
         let earlyStopping = try decodeEarlyStopping(at("early_stopping"), tasks: tasks)
         let seedValue = try at("seed")?.nonNegativeInteger() ?? 42
         let skip = try at("skip_malformed_rows")?.bool() ?? false
+        let freezeEncoder = try at("freeze_encoder")?.bool()
 
         return TrainingSettings(length: length, batchSize: batchSize, sampling: sampling, mixing: mixing, lossWeighting: lossWeighting,
                                 optimizer: optimizer, schedule: schedule, clipNorm: clipNorm, gradientAccumulation: accumulation,
                                 evalInterval: evalInterval, logInterval: logInterval, earlyStopping: earlyStopping,
-                                seed: UInt64(seedValue), skipMalformedRows: skip)
+                                seed: UInt64(seedValue), skipMalformedRows: skip, freezeEncoder: freezeEncoder)
     }
 
     static let samplingNames = ["round_robin", "proportional", "temperature", "uniform"]

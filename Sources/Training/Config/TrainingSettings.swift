@@ -135,4 +135,7 @@ public struct TrainingSettings: Sendable, Equatable {
     public var seed: UInt64
     /// Skip rows that cannot be read (and report how many) instead of stopping.
     public var skipMalformedRows: Bool
+    /// Whether the base encoder's weights stay fixed (no gradients, no optimizer state); nil:
+    /// frozen exactly when some task has an adapter (LoRA's usual setting).
+    public var freezeEncoder: Bool?
 }

@@ -36,6 +36,21 @@ public struct ModelAdapter {
     /// What the encoder calls at the sites the instance hooks.
     public let encoderAdapter: PluginEncoderAdapter
     public let optionsJSON: String
+    /// The tasks whose rows the adapter applies to; empty: every task (checkpoints written
+    /// before per-task adapters).
+    public let taskNames: [String]
+
+    func applies(to task: String) -> Bool { taskNames.isEmpty || taskNames.contains(task) }
+}
+
+/// Tasks whose rows go through the encoder together because the same adapters apply to them.
+/// Tasks with different adapters need separate encoder passes (an adapter changes every
+/// layer above the one it hooks).
+public struct EncoderPasses {
+    /// Per pass, the adapters hooking the encoder (none for tasks without an adapter).
+    public let adapters: [[EncoderAdapter]]
+    /// Per task (in the order given), the index of its pass.
+    public let passOfTask: [Int]
 }
 
 /// A router plugin instance (e.g. polyhead.mmoe) between the encoder and the heads of the
@@ -53,7 +68,7 @@ public final class MultiTaskModel {
     /// Where the tokenizer files come from (copied into every checkpoint).
     public let tokenizerDirectory: URL
     public private(set) var heads: [TaskHead] = []
-    /// Adapters hooking the encoder for every task (one shared instance per adapter name).
+    /// Adapters hooking the encoder, one instance per adapter name, each for its tasks' rows.
     public private(set) var adapters: [ModelAdapter] = []
     public private(set) var routers: [ModelRouter] = []
     public let registry: PluginRegistry
@@ -80,9 +95,20 @@ public final class MultiTaskModel {
 
     public func head(named task: String) -> TaskHead? { heads.first { $0.task == task } }
 
-    /// What the encoder's forward and backward call at the linear layers (all adapters apply
-    /// to every row: adapters are shared by all tasks).
-    public var encoderAdapters: [EncoderAdapter] { adapters.map(\.encoderAdapter) }
+    /// The encoder passes `tasks` need: one per distinct set of adapters, numbered in order of
+    /// first appearance (so a run whose tasks share one adapter, or use none, has one pass).
+    public func encoderPasses(tasks: [String]) -> EncoderPasses {
+        var keys: [[String]] = [], passes: [[EncoderAdapter]] = []
+        let passOfTask = tasks.map { task in
+            let used = adapters.filter { $0.applies(to: task) }
+            let key = used.map(\.name)
+            if let index = keys.firstIndex(of: key) { return index }
+            keys.append(key)
+            passes.append(used.map(\.encoderAdapter))
+            return keys.count - 1
+        }
+        return EncoderPasses(adapters: passes, passOfTask: passOfTask)
+    }
 
     /// The router a task's features go through, and the task's index among its tasks.
     public func route(of task: String) -> (router: ModelRouter, index: Int)? {
@@ -103,15 +129,17 @@ public final class MultiTaskModel {
         return component
     }
 
-    /// Creates an adapter instance over the encoder's linear layers.
-    public func addAdapter(name: String, plugin: String, optionsJSON: String, seed: UInt64) throws {
+    /// Creates an adapter instance over the encoder's linear layers, applied to the rows of
+    /// `taskNames` (empty: every task).
+    public func addAdapter(name: String, plugin: String, optionsJSON: String, taskNames: [String], seed: UInt64) throws {
         let instance = try AdapterInstance(component: component(plugin, kind: .encoderAdapter), name: name, configJSON: optionsJSON,
                                            inputWidth: encoder.config.hiddenSize,
                                            sites: PluginEncoderAdapter.sites(for: encoder.config), seed: seed)
         guard !instance.hookedSites.isEmpty else {
             throw PluginError(.invalidRequest, "adapter \(name) (\(plugin)) hooks none of the encoder's linear layers")
         }
-        adapters.append(ModelAdapter(name: name, instance: instance, encoderAdapter: PluginEncoderAdapter(instance), optionsJSON: optionsJSON))
+        adapters.append(ModelAdapter(name: name, instance: instance, encoderAdapter: PluginEncoderAdapter(instance), optionsJSON: optionsJSON,
+                                     taskNames: taskNames))
     }
 
     /// Creates a router instance shared by `taskNames` (in that task index order).
@@ -252,9 +280,10 @@ public final class MultiTaskModel {
 
     /// A checkpoint's folders beside `encoder/` and `heads/`: `adapters/<name>/` holds the
     /// adapter's component folder (`manifest.json` with component_kind "adapter",
-    /// `weights.safetensors`) and its PEFT export (`adapter_config.json`,
-    /// `adapter_model.safetensors`); `routers/<name>/` the router's component folder, whose
-    /// manifest's `label_names` are the tasks it serves in task index order.
+    /// `weights.safetensors`; its `label_names` are the tasks it applies to) and its PEFT
+    /// export (`adapter_config.json`, `adapter_model.safetensors`); `routers/<name>/` the
+    /// router's component folder, whose manifest's `label_names` are the tasks it serves in
+    /// task index order.
     public static let adaptersDirectory = "adapters"
     public static let routersDirectory = "routers"
 
@@ -287,7 +316,8 @@ public final class MultiTaskModel {
                                      to: checkpoint.appendingPathComponent(Self.routersDirectory).appendingPathComponent(router.name))
             }
             for adapter in adapters {
-                var manifest = try componentManifest(adapter.instance.component, name: adapter.name, optionsJSON: adapter.optionsJSON, taskNames: [])
+                var manifest = try componentManifest(adapter.instance.component, name: adapter.name, optionsJSON: adapter.optionsJSON,
+                                                     taskNames: adapter.taskNames)
                 manifest.encoderSHA256 = checksum
                 let folder = checkpoint.appendingPathComponent(Self.adaptersDirectory).appendingPathComponent(adapter.name)
                 try HeadFolder.write(manifest: manifest, tensors: Self.tensors(adapter.instance.parameters), to: folder)
@@ -323,7 +353,7 @@ public final class MultiTaskModel {
         for folder in try Self.componentFolders(in: checkpoint, kind: Self.adaptersDirectory) {
             let manifest = folder.manifest
             try addAdapter(name: manifest.task, plugin: manifest.pluginID, optionsJSON: String(decoding: try manifest.options.jsonData(), as: UTF8.self),
-                           seed: 0)
+                           taskNames: manifest.labelNames, seed: 0)
             try Self.copyWeights(folder, into: adapters[adapters.count - 1].instance.parameters)
         }
     }

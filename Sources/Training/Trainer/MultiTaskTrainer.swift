@@ -39,29 +39,25 @@ public final class MultiTaskTrainer {
     private let schedule: LearningRateSchedule
     private let trainable: TrainableParameters
     private let encoderGradients: FloatBuffer
-    private let activations = EncoderActivations()
+    /// Which tasks share an encoder pass (the same adapters), and each pass's activations.
+    private let encoderPasses: EncoderPasses
+    private let passActivations: [EncoderActivations]
     private var hiddenGradients = FloatBuffer(count: 0)
     private var scalars: TrainerScalars
     /// polyhead.mmoe.expert_usage, when a router is used and its plugin has it.
     private let expertUsage: ExtensionFunction?
 
-    /// Creates the routers and adapters tasks name. One adapter is shared by every task (the
-    /// encoder runs once per batch); a router serves the tasks naming it, in config order.
+    /// Creates the routers and adapters tasks name. An adapter applies to the rows of the tasks
+    /// naming it; tasks with different adapters (or none) go through the encoder in separate
+    /// passes. A router serves the tasks naming it, in config order.
     static func addComponents(config: RunConfig, to model: MultiTaskModel) throws {
-        let adapterNames = Set(config.tasks.compactMap(\.adapter))
-        if let first = config.tasks.first(where: { $0.adapter != nil }) {
-            if adapterNames.count > 1 || config.tasks.contains(where: { $0.adapter == nil }) {
-                let without = config.tasks.filter { $0.adapter == nil }.map(\.name)
-                throw first.location.error(
-                    "tasks name \(adapterNames.count > 1 ? "different adapters (\(adapterNames.sorted().joined(separator: ", ")))" : "an adapter, but \(without.joined(separator: ", ")) do not"); the trainer runs one adapter shared by all tasks (per-task adapters are not implemented)",
-                    hint: "give every task the same `adapter`, or none")
-            }
-        }
-        for (index, declared) in config.adapters.enumerated() where adapterNames.contains(declared.name) {
+        for (index, declared) in config.adapters.enumerated() {
+            let taskNames = config.tasks.filter { $0.adapter == declared.name }.map(\.name)
+            guard !taskNames.isEmpty else { continue }
             do {
                 try model.addAdapter(name: declared.name, plugin: declared.settings.plugin,
                                      optionsJSON: JSONNode.object(declared.settings.options).jsonText,
-                                     seed: config.training.seed &+ 0x4144_0000 &+ UInt64(index))
+                                     taskNames: taskNames, seed: config.training.seed &+ 0x4144_0000 &+ UInt64(index))
             } catch let error as PluginError {
                 throw declared.settings.location.error("adapter \(declared.name): \(error)")
             }
@@ -92,7 +88,7 @@ public final class MultiTaskTrainer {
         self.model = model
         try Self.addComponents(config: config, to: model)
         for adapter in model.adapters {
-            log("adapter \(adapter.name): \(adapter.instance.component.id), \(adapter.instance.hookedSites.count) sites, \(adapter.instance.parameters.count) parameters; base encoder frozen")
+            log("adapter \(adapter.name): \(adapter.instance.component.id) for \(adapter.taskNames.joined(separator: ", ")), \(adapter.instance.hookedSites.count) sites, \(adapter.instance.parameters.count) parameters")
         }
         for router in model.routers {
             log("router \(router.name): \(router.instance.component.id) for \(router.instance.taskNames.joined(separator: ", ")), output width \(router.instance.outputWidth)")
@@ -134,9 +130,14 @@ public final class MultiTaskTrainer {
         case .epochs(let epochs): totalSteps = epochs * stepsPerEpoch
         }
         lossWeighting = try LossWeightingRegistry.make(settings.lossWeighting, tasks: config.tasks)
-        // With an adapter, the base encoder is frozen: no gradients, no optimizer state; the
-        // backward still reaches the lowest layer an adapter hooks.
-        trainable = model.adapters.isEmpty ? .all(model.encoder.layout) : .none(model.encoder.layout)
+        // With an adapter the base encoder is frozen unless the config says otherwise: no
+        // gradients, no optimizer state; the backward still reaches the lowest hooked layer.
+        let freezeEncoder = settings.freezeEncoder ?? !model.adapters.isEmpty
+        trainable = freezeEncoder ? .none(model.encoder.layout) : .all(model.encoder.layout)
+        if freezeEncoder { log("encoder: base weights frozen (training.freeze_encoder)") }
+        encoderPasses = model.encoderPasses(tasks: prepared.map(\.data.config.name))
+        passActivations = encoderPasses.adapters.map { _ in EncoderActivations() }
+        if encoderPasses.adapters.count > 1 { log("encoder: \(encoderPasses.adapters.count) passes per batch (tasks with different adapters)") }
         encoderGradients = FloatBuffer(count: model.encoder.layout.totalCount)
         optimizer = try AdamW(groups: model.parameterGroups(optimizer: settings.optimizer, encoderGradients: encoderGradients,
                                                             trainable: trainable, lossWeighting: lossWeighting.parameters),
@@ -158,94 +159,124 @@ public final class MultiTaskTrainer {
     /// Separates the heads' dropout streams from the encoder's dropout seeds.
     static let headStreamSalt: UInt64 = 0x6865_6164_5F72_6E67
 
-    /// Forward and backward over one sampled batch; gradients accumulate.
+    /// Forward and backward over one sampled batch; gradients accumulate. Tasks with the same
+    /// adapters share one encoder pass; a batch mixing tasks of several passes runs each pass
+    /// forward, combines every task's loss, then runs each pass backward.
     /// - Returns: each task's loss (nil for tasks absent from the batch) and the weighted total.
     private func accumulate(_ sampled: SampledBatch, microBatch: Int) throws -> (losses: [Float?], total: Float) {
-        let batch = try AssembledBatch(parts: sampled.parts.map { part in
-            (part.task, part.examples, tasks[part.task].train.tokens, model.heads[part.task].isTokenLevel)
-        })
         let encoderConfig = model.encoder.config
         let counter = UInt64(scalars.step * config.training.gradientAccumulation + microBatch)
-        let dropout = DropoutSettings(
-            seed: dropoutSeed(base: config.training.seed, counter: counter),
-            hiddenProbability: encoderConfig.hiddenDropoutProb, attentionProbability: encoderConfig.attentionProbsDropoutProb)
         // Heads draw dropout masks from their instance's stream. Its position is a function of
         // (seed, micro-batch, task) rather than of everything drawn before, so a resumed run
         // draws the masks the uninterrupted run drew without saving the streams.
+        let streamSeed = dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter)
         for part in sampled.parts {
             let head = model.heads[part.task]
-            head.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
-                                                         name: head.task).position
+            head.instance.random.position = RandomStream(seed: streamSeed, name: head.task).position
         }
         for adapter in model.adapters {
-            adapter.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
-                                                            name: "adapters/" + adapter.name).position
+            adapter.instance.random.position = RandomStream(seed: streamSeed, name: "adapters/" + adapter.name).position
         }
         for router in model.routers {
-            router.instance.random.position = RandomStream(seed: dropoutSeed(base: config.training.seed ^ Self.headStreamSalt, counter: counter),
-                                                           name: "routers/" + router.name).position
+            router.instance.random.position = RandomStream(seed: streamSeed, name: "routers/" + router.name).position
         }
-        let hidden = try model.encoder.forward(batch.packed, activations: activations, dropout: dropout, adapters: model.encoderAdapters)
         let width = encoderConfig.hiddenSize
 
-        // Heads forward and loss, per task.
+        // Per encoder pass: forward, then the heads' forward and loss.
         var losses = [Float?](repeating: nil, count: tasks.count)
-        var pending: [(part: AssembledBatch.Part, saved: SavedState?, gradient: [Float], features: UnsafeBufferPointer<Float>,
-                       routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?)] = []
-        for part in batch.parts {
-            let head = model.heads[part.task]
-            let features = UnsafeBufferPointer(rebasing: hidden[(part.tokenRange.lowerBound * width)..<(part.tokenRange.upperBound * width)])
-            // A routed task's head sees the router's features for the task.
-            var routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?
-            if let route = model.route(of: head.task) {
-                let (outputs, saved) = try route.router.instance.forward(taskIndex: route.index, features: features, sequenceOffsets: part.sequenceOffsets,
-                                                                         wordIds: part.wordIds, training: true)
-                routed = (route.router.instance, saved, outputs)
+        var passes: [(index: Int, batch: AssembledBatch, pending: [PendingHead])] = []
+        for pass in encoderPasses.adapters.indices {
+            let parts = sampled.parts.filter { encoderPasses.passOfTask[$0.task] == pass }
+            guard !parts.isEmpty else { continue }
+            let batch = try AssembledBatch(parts: parts.map { part in
+                (part.task, part.examples, tasks[part.task].train.tokens, model.heads[part.task].isTokenLevel)
+            })
+            // Pass 0 keeps the single-pass seed, so runs with one pass are unchanged.
+            let dropout = DropoutSettings(
+                seed: dropoutSeed(base: config.training.seed &+ UInt64(pass), counter: counter),
+                hiddenProbability: encoderConfig.hiddenDropoutProb, attentionProbability: encoderConfig.attentionProbsDropoutProb)
+            let hidden = try model.encoder.forward(batch.packed, activations: passActivations[pass], dropout: dropout,
+                                                   adapters: encoderPasses.adapters[pass])
+            var pending: [PendingHead] = []
+            for part in batch.parts {
+                let features = UnsafeBufferPointer(rebasing: hidden[(part.tokenRange.lowerBound * width)..<(part.tokenRange.upperBound * width)])
+                let (item, loss) = try headForward(part, features: features)
+                losses[part.task] = loss
+                pending.append(item)
             }
-            let (outputs, saved) = try routed.map { routed in
-                try routed.outputs.withUnsafeBufferPointer {
-                    try head.instance.forward(features: $0, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
-                }
-            } ?? head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
-            let targets = try HeadTargets.concatenating(part.examples.map { tasks[part.task].trainTargets[$0] })
-            let (loss, gradient) = try head.instance.loss(outputs: outputs, targets: targets)
-            guard loss.isFinite else { throw TrainerError.nonFiniteLoss(step: scalars.step + 1, task: head.task) }
-            losses[part.task] = Float(loss)
-            pending.append((part, saved, gradient, features, routed))
+            passes.append((pass, batch, pending))
         }
 
-        // Combine, then backward through each head into its slice of d(hidden), then the encoder.
+        // Combine, then per pass: backward through each head into its slice of d(hidden), then
+        // the encoder.
         let combination = lossWeighting.combine(losses: losses)
         lossWeighting.parameters?.accumulate(combination)
-        let count = batch.packed.tokenCount * width
-        if hiddenGradients.count < count { hiddenGradients = FloatBuffer(count: count) }
         let accumulationScale = 1 / Float(config.training.gradientAccumulation)
-        for item in pending {
-            let scale = combination.lossGradients[item.part.task] * accumulationScale
-            let destination = UnsafeMutableBufferPointer(start: hiddenGradients.pointer + item.part.tokenRange.lowerBound * width,
-                                                         count: item.part.tokenRange.count * width)
-            let head = model.heads[item.part.task].instance
-            if let routed = item.routed {
-                // Head backward into d(router outputs), then the router's backward into d(features).
-                var routedGradient = [Float](repeating: 0, count: routed.outputs.count)
-                try routed.outputs.withUnsafeBufferPointer { routedFeatures in
-                    try routedGradient.withUnsafeMutableBufferPointer { gradient in
-                        try head.backward(item.saved, features: routedFeatures, sequenceOffsets: item.part.sequenceOffsets,
-                                          wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale }, featureGradient: gradient)
-                    }
-                }
-                let featureGradient = try routed.router.backward(routed.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
-                                                                 wordIds: item.part.wordIds, outputGradient: routedGradient)
-                featureGradient.withUnsafeBufferPointer { destination.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-            } else {
-                try head.backward(item.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
-                                  wordIds: item.part.wordIds, outputGradient: item.gradient.map { $0 * scale },
-                                  featureGradient: destination)
+        for pass in passes {
+            let count = pass.batch.packed.tokenCount * width
+            if hiddenGradients.count < count { hiddenGradients = FloatBuffer(count: count) }
+            for item in pass.pending {
+                let destination = UnsafeMutableBufferPointer(start: hiddenGradients.pointer + item.part.tokenRange.lowerBound * width,
+                                                             count: item.part.tokenRange.count * width)
+                try headBackward(item, scale: combination.lossGradients[item.part.task] * accumulationScale, into: destination)
+            }
+            _ = try model.encoder.backward(outputGradient: hiddenGradients.pointer, activations: passActivations[pass.index],
+                                           gradients: encoderGradients, trainable: trainable)
+        }
+        return (losses, combination.total)
+    }
+
+    /// A task's head (and router) forward state, kept for its backward.
+    private struct PendingHead {
+        let part: AssembledBatch.Part
+        let saved: SavedState?
+        let gradient: [Float]
+        let features: UnsafeBufferPointer<Float>
+        let routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?
+    }
+
+    /// A task's router (if any) and head forward on its slice of the encoder output, and the
+    /// head's loss and d(loss)/d(outputs).
+    private func headForward(_ part: AssembledBatch.Part, features: UnsafeBufferPointer<Float>) throws -> (PendingHead, Float) {
+        let head = model.heads[part.task]
+        // A routed task's head sees the router's features for the task.
+        var routed: (router: RouterInstance, saved: SavedState?, outputs: [Float])?
+        if let route = model.route(of: head.task) {
+            let (outputs, saved) = try route.router.instance.forward(taskIndex: route.index, features: features, sequenceOffsets: part.sequenceOffsets,
+                                                                     wordIds: part.wordIds, training: true)
+            routed = (route.router.instance, saved, outputs)
+        }
+        let (outputs, saved) = try routed.map { routed in
+            try routed.outputs.withUnsafeBufferPointer {
+                try head.instance.forward(features: $0, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
+            }
+        } ?? head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: part.wordIds, training: true)
+        let targets = try HeadTargets.concatenating(part.examples.map { tasks[part.task].trainTargets[$0] })
+        let (loss, gradient) = try head.instance.loss(outputs: outputs, targets: targets)
+        guard loss.isFinite else { throw TrainerError.nonFiniteLoss(step: scalars.step + 1, task: head.task) }
+        return (PendingHead(part: part, saved: saved, gradient: gradient, features: features, routed: routed), Float(loss))
+    }
+
+    /// A task's head backward (scaled by its loss weight), then its router's, into `destination`
+    /// (the task's slice of d(hidden)).
+    private func headBackward(_ item: PendingHead, scale: Float, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let head = model.heads[item.part.task].instance
+        let outputGradient = item.gradient.map { $0 * scale }
+        guard let routed = item.routed else {
+            return try head.backward(item.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
+                                     wordIds: item.part.wordIds, outputGradient: outputGradient, featureGradient: destination)
+        }
+        // Head backward into d(router outputs), then the router's backward into d(features).
+        var routedGradient = [Float](repeating: 0, count: routed.outputs.count)
+        try routed.outputs.withUnsafeBufferPointer { routedFeatures in
+            try routedGradient.withUnsafeMutableBufferPointer { gradient in
+                try head.backward(item.saved, features: routedFeatures, sequenceOffsets: item.part.sequenceOffsets,
+                                  wordIds: item.part.wordIds, outputGradient: outputGradient, featureGradient: gradient)
             }
         }
-        _ = try model.encoder.backward(outputGradient: hiddenGradients.pointer, activations: activations,
-                                       gradients: encoderGradients, trainable: trainable)
-        return (losses, combination.total)
+        let featureGradient = try routed.router.backward(routed.saved, features: item.features, sequenceOffsets: item.part.sequenceOffsets,
+                                                         wordIds: item.part.wordIds, outputGradient: routedGradient)
+        featureGradient.withUnsafeBufferPointer { destination.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
     }
 
     /// One optimizer step over `gradient_accumulation` sampled batches.

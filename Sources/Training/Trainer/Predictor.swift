@@ -73,33 +73,37 @@ public final class Predictor {
         return all
     }
 
-    /// Runs the encoder once per batch and each head (through its router, if any) on the
-    /// result, handing every head's outputs for the batch to `body`.
+    /// Runs the encoder once per batch (once per group of heads with the same adapters) and
+    /// each head (through its router, if any) on the result, handing every head's outputs for
+    /// the batch to `body`.
     private func forEachBatch(heads: [TaskHead], tokens: TokenizedDataset,
                               _ body: (_ index: Int, _ head: TaskHead, _ outputs: [Float], _ part: AssembledBatch.Part, _ examples: [Int]) throws -> Void) throws {
+        let passes = model.encoderPasses(tasks: heads.map(\.task))
         for start in stride(from: 0, to: tokens.count, by: batchSize) {
             let examples = Array(start..<min(start + batchSize, tokens.count))
             let batch = try AssembledBatch(parts: [(0, examples, tokens, true)])
             let part = batch.parts[0]
-            let hidden = try model.encoder.infer(batch.packed, workspace: workspace, adapters: model.encoderAdapters)
-            var routed: [String: [Float]] = [:]  // "router/task index" -> the router's features
-            for (index, head) in heads.enumerated() {
-                let wordIds = head.isTokenLevel ? part.wordIds : nil
-                var features = hidden
-                if let route = model.route(of: head.task) {
-                    let key = "\(route.router.name)/\(route.index)"
-                    if routed[key] == nil {
-                        routed[key] = try hidden.withUnsafeBufferPointer {
-                            try route.router.instance.forward(taskIndex: route.index, features: $0, sequenceOffsets: part.sequenceOffsets,
-                                                              wordIds: part.wordIds, training: false).outputs
+            for (pass, adapters) in passes.adapters.enumerated() {
+                let hidden = try model.encoder.infer(batch.packed, workspace: workspace, adapters: adapters)
+                var routed: [String: [Float]] = [:]  // "router/task index" -> the router's features
+                for (index, head) in heads.enumerated() where passes.passOfTask[index] == pass {
+                    let wordIds = head.isTokenLevel ? part.wordIds : nil
+                    var features = hidden
+                    if let route = model.route(of: head.task) {
+                        let key = "\(route.router.name)/\(route.index)"
+                        if routed[key] == nil {
+                            routed[key] = try hidden.withUnsafeBufferPointer {
+                                try route.router.instance.forward(taskIndex: route.index, features: $0, sequenceOffsets: part.sequenceOffsets,
+                                                                  wordIds: part.wordIds, training: false).outputs
+                            }
                         }
+                        features = routed[key]!
                     }
-                    features = routed[key]!
+                    let (outputs, _) = try features.withUnsafeBufferPointer { features in
+                        try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: wordIds, training: false)
+                    }
+                    try body(index, head, outputs, part, examples)
                 }
-                let (outputs, _) = try features.withUnsafeBufferPointer { features in
-                    try head.instance.forward(features: features, sequenceOffsets: part.sequenceOffsets, wordIds: wordIds, training: false)
-                }
-                try body(index, head, outputs, part, examples)
             }
         }
     }
