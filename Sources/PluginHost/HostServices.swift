@@ -49,7 +49,7 @@ enum HostTables {
         services.rng_next = { rng in RandomStream.from(rng)?.next() ?? 0 }
         services.rng_uniform = { rng, out, count in
             guard let stream = RandomStream.from(rng), let out, count > 0 else { return }
-            for index in 0..<Int(count) { out[index] = stream.uniform() }
+            stream.fillUniform(out, count: Int(count))
         }
         services.rng_normal = { rng, out, count in
             guard let stream = RandomStream.from(rng), let out, count > 0 else { return }

@@ -25,6 +25,26 @@ public final class RandomStream {
     }
 
     public func next() -> UInt64 {
+        Self.advance(&state)
+    }
+
+    /// Uniform in [0, 1) with 24 random bits (every value exactly representable).
+    public func uniform() -> Float {
+        Self.uniform(Self.advance(&state))
+    }
+
+    /// The next `count` numbers `uniform()` would return, written to `out`. The state is
+    /// advanced in a local copy: one access to the instance per call instead of several per
+    /// number, which is what makes dropout masks of millions of values cheap.
+    public func fillUniform(_ out: UnsafeMutablePointer<Float>, count: Int) {
+        var local = state
+        for index in 0..<count { out[index] = Self.uniform(Self.advance(&local)) }
+        state = local
+    }
+
+    /// One xoshiro256** step.
+    @inline(__always)
+    private static func advance(_ state: inout (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
         let result = rotate(state.1 &* 5, 7) &* 9
         let shifted = state.1 << 17
         state.2 ^= state.0
@@ -36,10 +56,8 @@ public final class RandomStream {
         return result
     }
 
-    /// Uniform in [0, 1) with 24 random bits (every value exactly representable).
-    public func uniform() -> Float {
-        Float(next() >> 40) * 0x1p-24
-    }
+    @inline(__always)
+    private static func uniform(_ bits: UInt64) -> Float { Float(bits >> 40) * 0x1p-24 }
 
     /// Standard normal by Box-Muller, one value per pair of uniforms (no cached second
     /// value, so a stream's position depends only on how many numbers were drawn).
@@ -61,7 +79,8 @@ public final class RandomStream {
         set { state = newValue.state }
     }
 
-    private func rotate(_ value: UInt64, _ count: UInt64) -> UInt64 {
+    @inline(__always)
+    private static func rotate(_ value: UInt64, _ count: UInt64) -> UInt64 {
         (value << count) | (value >> (64 - count))
     }
 
