@@ -117,9 +117,11 @@ final class TrainerLoRATests: XCTestCase {
         let tasks = [TinyRuns.task("animal", extra: "    adapter: lora_a"), TinyRuns.task("length", extra: "    adapter: lora_b"),
                      TinyRuns.task("tags")]
         let config = try runs.load(runs.config(tasks: tasks, training: Self.training) + Self.perTaskAdapterYAML)
-        let (trainer, _) = try runs.train(config, keptStepCheckpoints: 3)
+        var logged: [String] = []
+        let (trainer, _) = try runs.train(config, keptStepCheckpoints: 3, log: { logged.append($0) })
         let model = trainer.model
         XCTAssertEqual(model.adapters.map(\.name), ["lora_a", "lora_b"], "an adapter no task names is not created")
+        XCTAssertTrue(logged.contains("not created (no task names them): unused"), "\(logged)")
         XCTAssertEqual(model.adapters.map(\.taskNames), [["animal"], ["length"]])
         XCTAssertEqual(model.encoderPasses(tasks: ["animal", "length", "tags"]).passOfTask, [0, 1, 2])
 
