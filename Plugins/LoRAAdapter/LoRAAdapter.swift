@@ -75,6 +75,7 @@ final class LowRankAdapter: EncoderAdapter {
         let site: Int
         let rows: Int
         var mask: [Float]? = nil // [T, in], inverted dropout
+        var dropped: [Float] = [] // dropout(x) [T, in], kept for d(A) (with a mask only)
         var down: [Float] = []   // u = dropout(x) A^T [T, rank]
         init(site: Int, rows: Int) {
             self.site = site
@@ -195,6 +196,7 @@ final class LowRankAdapter: EncoderAdapter {
             dropped = [Float](repeating: 0, count: mask.count)
             for index in mask.indices { dropped[index] = x.floats[index] * mask[index] }
             saved.mask = mask
+            saved.dropped = dropped
         }
         saved.down = [Float](repeating: 0, count: rows * rank)
         dropped.withUnsafeBufferPointer { droppedBuffer in
@@ -247,14 +249,9 @@ final class LowRankAdapter: EncoderAdapter {
                       dy, lda: site.outFeatures, u.baseAddress!, ldb: rank, beta: 1, dUp, ldc: rank)
             }
         }
-        // dA += du^T x' [rank, in], x' = dropout(x)
-        var dropped: [Float] = []
-        if let mask = saved.mask {
-            dropped = [Float](repeating: 0, count: mask.count)
-            for index in mask.indices { dropped[index] = x.floats[index] * mask[index] }
-        }
+        // dA += du^T x' [rank, in], x' = dropout(x) as the forward kept it
         dDown.withUnsafeBufferPointer { du in
-            dropped.withUnsafeBufferPointer { droppedBuffer in
+            saved.dropped.withUnsafeBufferPointer { droppedBuffer in
                 let input: UnsafePointer<Float> = saved.mask == nil ? UnsafePointer(x.floats) : droppedBuffer.baseAddress!
                 if let dA = site.down.gradients {
                     sgemm(transposeA: true, transposeB: false, m: rank, n: site.inFeatures, k: rows,

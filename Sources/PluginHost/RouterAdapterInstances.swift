@@ -120,24 +120,21 @@ public final class AdapterInstance: @unchecked Sendable {
     }
 
     /// Adds the adapter's term for `site` into `y` [T, out], given the layer input `x` [T, in].
-    public func forward(site: Int, x: [Float], y: inout [Float], training: Bool) throws -> SavedState? {
+    /// Works on the caller's memory (the encoder's activations): nothing is copied.
+    public func forward(site: Int, x: UnsafeBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>, training: Bool) throws -> SavedState? {
         guard site >= 0, site < sites.count else { throw PluginError(.invalidRequest, "\(core.label): no site \(site)") }
         let shape = sites[site], rows = x.count / max(shape.inFeatures, 1)
         try checkSite(site, rows: rows, [("x", x.count, shape.inFeatures), ("y", y.count, shape.outFeatures)])
         var saved: OpaquePointer? = nil
         let forward = methods.forward!, core = self.core
-        try x.withUnsafeBufferPointer { xBuffer in
-            try withTensorView(xBuffer.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { xView in
-                try y.withUnsafeMutableBytes { yBytes in
-                    try withTensorView(yBytes.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.outFeatures]) { yView in
-                        try core.serialized {
-                            try ErrorCollector.call("\(core.label) forward (site \(shape.name))") { sink in
-                                if training {
-                                    return withUnsafeMutablePointer(to: &saved) { forward(core.handle, Int64(site), 1, xView, yView, $0, sink) }
-                                }
-                                return forward(core.handle, Int64(site), 0, xView, yView, nil, sink)
-                            }
+        try withTensorView(x.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { xView in
+            try withTensorView(y.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.outFeatures]) { yView in
+                try core.serialized {
+                    try ErrorCollector.call("\(core.label) forward (site \(shape.name))") { sink in
+                        if training {
+                            return withUnsafeMutablePointer(to: &saved) { forward(core.handle, Int64(site), 1, xView, yView, $0, sink) }
                         }
+                        return forward(core.handle, Int64(site), 0, xView, yView, nil, sink)
                     }
                 }
             }
@@ -145,29 +142,43 @@ public final class AdapterInstance: @unchecked Sendable {
         return training ? SavedState(core: core, pointer: saved, release: methods.release_saved!) : nil
     }
 
-    /// Adds the adapter's contribution to d(x) [T, in] and its parameter gradients.
-    public func backward(_ saved: SavedState?, site: Int, x: [Float], outputGradient: [Float], inputGradient: inout [Float]) throws {
+    /// `forward` on arrays.
+    public func forward(site: Int, x: [Float], y: inout [Float], training: Bool) throws -> SavedState? {
+        try x.withUnsafeBufferPointer { x in
+            try y.withUnsafeMutableBufferPointer { y in try forward(site: site, x: x, y: y, training: training) }
+        }
+    }
+
+    /// Adds the adapter's contribution to d(x) [T, in] and its parameter gradients, in the
+    /// caller's memory.
+    public func backward(_ saved: SavedState?, site: Int, x: UnsafeBufferPointer<Float>, outputGradient: UnsafeBufferPointer<Float>,
+                         inputGradient: UnsafeMutableBufferPointer<Float>) throws {
         guard site >= 0, site < sites.count else { throw PluginError(.invalidRequest, "\(core.label): no site \(site)") }
         let shape = sites[site], rows = x.count / max(shape.inFeatures, 1)
         try checkSite(site, rows: rows, [("x", x.count, shape.inFeatures), ("d(y)", outputGradient.count, shape.outFeatures),
                                          ("d(x)", inputGradient.count, shape.inFeatures)])
         let backward = methods.backward!, core = self.core
-        try x.withUnsafeBufferPointer { xBuffer in
-            try withTensorView(xBuffer.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { xView in
-                try outputGradient.withUnsafeBufferPointer { dyBuffer in
-                    try withTensorView(dyBuffer.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.outFeatures]) { dyView in
-                        try inputGradient.withUnsafeMutableBytes { dxBytes in
-                            try withTensorView(dxBytes.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { dxView in
-                                try core.serialized {
-                                    try withExtendedLifetime(saved) {
-                                        try ErrorCollector.call("\(core.label) backward (site \(shape.name))") {
-                                            backward(core.handle, saved?.pointer, Int64(site), xView, dyView, dxView, $0)
-                                        }
-                                    }
-                                }
+        try withTensorView(x.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { xView in
+            try withTensorView(outputGradient.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.outFeatures]) { dyView in
+                try withTensorView(inputGradient.baseAddress, dtype: PH_DTYPE_F32, shape: [rows, shape.inFeatures]) { dxView in
+                    try core.serialized {
+                        try withExtendedLifetime(saved) {
+                            try ErrorCollector.call("\(core.label) backward (site \(shape.name))") {
+                                backward(core.handle, saved?.pointer, Int64(site), xView, dyView, dxView, $0)
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// `backward` on arrays.
+    public func backward(_ saved: SavedState?, site: Int, x: [Float], outputGradient: [Float], inputGradient: inout [Float]) throws {
+        try x.withUnsafeBufferPointer { x in
+            try outputGradient.withUnsafeBufferPointer { dy in
+                try inputGradient.withUnsafeMutableBufferPointer { dx in
+                    try backward(saved, site: site, x: x, outputGradient: dy, inputGradient: dx)
                 }
             }
         }

@@ -33,24 +33,29 @@ public final class PluginEncoderAdapter: EncoderAdapter {
 
     public func hooks(layer: Int, linear: EncoderLinear) -> Bool { hooked.contains(Self.site(layer: layer, linear: linear)) }
 
+    // The encoder's buffers go to the plugin as they are (no copies): the adapter adds into
+    // `output` and `inputGradient` in place.
     public func forward(layer: Int, linear: EncoderLinear, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         rows: Int, batch: PackedBatch, training: Bool) throws -> AnyObject? {
         let site = Self.site(layer: layer, linear: linear), shape = instance.sites[site]
-        let x = Array(UnsafeBufferPointer(start: input, count: rows * shape.inFeatures))
-        var y = Array(UnsafeBufferPointer(start: output, count: rows * shape.outFeatures))
-        let saved = try instance.forward(site: site, x: x, y: &y, training: training)
-        y.withUnsafeBufferPointer { output.update(from: $0.baseAddress!, count: $0.count) }
-        return saved
+        return try instance.forward(site: site, x: UnsafeBufferPointer(start: input, count: rows * shape.inFeatures),
+                                    y: UnsafeMutableBufferPointer(start: output, count: rows * shape.outFeatures), training: training)
     }
 
     public func backward(layer: Int, linear: EncoderLinear, saved: AnyObject?, input: UnsafePointer<Float>,
                          outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>?, rows: Int, batch: PackedBatch) throws {
         let site = Self.site(layer: layer, linear: linear), shape = instance.sites[site]
-        let x = Array(UnsafeBufferPointer(start: input, count: rows * shape.inFeatures))
-        let dy = Array(UnsafeBufferPointer(start: outputGradient, count: rows * shape.outFeatures))
-        var dx = inputGradient.map { Array(UnsafeBufferPointer(start: $0, count: rows * shape.inFeatures)) }
-            ?? [Float](repeating: 0, count: rows * shape.inFeatures)
-        try instance.backward(saved as? SavedState, site: site, x: x, outputGradient: dy, inputGradient: &dx)
-        if let inputGradient { dx.withUnsafeBufferPointer { inputGradient.update(from: $0.baseAddress!, count: $0.count) } }
+        let x = UnsafeBufferPointer(start: input, count: rows * shape.inFeatures)
+        let dy = UnsafeBufferPointer(start: outputGradient, count: rows * shape.outFeatures)
+        if let inputGradient {
+            try instance.backward(saved as? SavedState, site: site, x: x, outputGradient: dy,
+                                  inputGradient: UnsafeMutableBufferPointer(start: inputGradient, count: rows * shape.inFeatures))
+        } else {
+            // Nothing below needs d(x): the plugin still writes it, into scratch.
+            var scratch = [Float](repeating: 0, count: rows * shape.inFeatures)
+            try scratch.withUnsafeMutableBufferPointer {
+                try instance.backward(saved as? SavedState, site: site, x: x, outputGradient: dy, inputGradient: $0)
+            }
+        }
     }
 }
