@@ -19,7 +19,11 @@ struct HeadsCommand: ParsableCommand {
 extension HeadsCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the head of TASK in MODEL_DIR to FILE (a checkpoint's head is verified first).")
+            abstract: "Write the head of TASK in MODEL_DIR to FILE (a checkpoint's head is verified first).",
+            discussion: """
+            Refused for a task trained through an adapter or a router (the model directory's \
+            adapters/ or routers/ name it): the head alone would predict differently without them.
+            """)
 
         @Argument(help: "A checkpoint or model directory.") var modelDirectory: String
         @Argument(help: "The task whose head to export.") var task: String

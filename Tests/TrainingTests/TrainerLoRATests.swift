@@ -146,6 +146,13 @@ final class TrainerLoRATests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: final.appendingPathComponent("adapters/unused").path))
 
+        // A head trained through an adapter cannot ship alone; one without can.
+        XCTAssertThrowsError(try HeadBundle.export(modelDirectory: final, task: "animal", to: runs.path("animal.head"))) { error in
+            XCTAssertTrue("\(error)".contains("adapter lora_a (adapters/lora_a/)"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.path("animal.head").path))
+        XCTAssertNoThrow(try HeadBundle.export(modelDirectory: final, task: "tags", to: runs.path("tags.head")))
+
         // Loaded back: the same predictions. A plain encoder with the same heads predicts `tags`
         // (no adapter) identically and the adapted tasks differently.
         let loaded = try MultiTaskModel.load(checkpoint: final, pluginPaths: config.pluginPaths)

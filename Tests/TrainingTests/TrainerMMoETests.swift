@@ -54,6 +54,11 @@ final class TrainerMMoETests: XCTestCase {
         let manifest = try HeadManifest.decode(try bytes(folder.appendingPathComponent("manifest.json")), source: "manifest")
         XCTAssertEqual(manifest.componentKind, "router")
         XCTAssertEqual(manifest.labelNames, ["animal", "tags"])
+        // A routed task's head cannot ship alone (its features come from the router); `length` can.
+        XCTAssertThrowsError(try HeadBundle.export(modelDirectory: final, task: "tags", to: runs.path("tags.head"))) { error in
+            XCTAssertTrue("\(error)".contains("router shared (routers/shared/)"), "\(error)")
+        }
+        XCTAssertNoThrow(try HeadBundle.export(modelDirectory: final, task: "length", to: runs.path("length.head")))
         let state = try SafeTensorsFile(contentsOf: final.appendingPathComponent("trainer_state.safetensors"))
         XCTAssertTrue(state.tensorNames.contains { $0.hasPrefix("exp_avg.routers.shared.gates.0.weight") }, "\(state.tensorNames)")
 

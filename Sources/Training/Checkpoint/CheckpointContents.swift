@@ -145,6 +145,10 @@ enum EncoderFiles {
 
 enum CheckpointLayout {
     static let headsDirectory = "heads"
+    /// Component folders beside `heads/`: adapters and routers, each with a manifest whose
+    /// `label_names` are the tasks it serves (empty for an adapter: every task).
+    static let adaptersDirectory = "adapters"
+    static let routersDirectory = "routers"
     static let headManifest = "manifest.json"
     static let headWeights = "weights.safetensors"
     static let trainerTensors = "trainer_state.safetensors"

@@ -23,6 +23,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case invalidHeadManifest(path: String, reason: String)
     case headNotFound(modelDirectory: String, task: String, available: [String])
     case headAlreadyExists(modelDirectory: String, task: String)
+    case headNeedsComponents(modelDirectory: String, task: String, components: [String])
     case notAHeadBundle(path: String, reason: String)
     case hiddenSizeMismatch(bundle: String, bundleHiddenSize: Int, modelDirectory: String, modelHiddenSize: Int)
     case encoderChecksumMismatch(bundle: String, bundleChecksum: String, modelDirectory: String, modelChecksum: String)
@@ -64,6 +65,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(modelDirectory): no head for task '\(task)' (\(list))."
         case let .headAlreadyExists(modelDirectory, task):
             return "\(modelDirectory): a head for task '\(task)' already exists; ask to replace it explicitly (e.g. --replace) or import under another task name."
+        case let .headNeedsComponents(modelDirectory, task, components):
+            return "\(modelDirectory): the head of task '\(task)' was trained on features that go through \(components.joined(separator: " and ")); a head bundle holds the head alone, so on another model it would predict differently. Ship the whole model directory (it holds them), or train the task without them to ship its head alone."
         case let .notAHeadBundle(path, reason):
             return "\(path): not a Polyhead head bundle (\(reason)); create one with `polyhead heads export MODEL_DIR TASK FILE`."
         case let .hiddenSizeMismatch(bundle, bundleHiddenSize, modelDirectory, modelHiddenSize):

@@ -54,6 +54,10 @@ public enum HeadBundle {
             try CheckpointVerifier.verify(manifest, in: modelDirectory, level: .full,
                                           only: CheckpointLayout.headsDirectory + "/" + task + "/")
         }
+        let components = try componentsServing(task: task, in: modelDirectory)
+        guard components.isEmpty else {
+            throw CheckpointError.headNeedsComponents(modelDirectory: modelDirectory.path, task: task, components: components)
+        }
         let head = try HeadFolder.read(folder)
         var writer = SafeTensorsWriter()
         for name in head.weights.tensorNames {
@@ -67,6 +71,26 @@ public enum HeadBundle {
             throw CheckpointError.cannotWrite(path: file.path, reason: error.description)
         }
         return head.manifest
+    }
+
+    /// The adapters and routers of `modelDirectory` that `task`'s features go through, as
+    /// "adapter NAME (adapters/NAME/)": a head trained through them cannot ship alone.
+    static func componentsServing(task: String, in modelDirectory: URL) throws -> [String] {
+        var found: [String] = []
+        for (kind, directory) in [("adapter", CheckpointLayout.adaptersDirectory), ("router", CheckpointLayout.routersDirectory)] {
+            let parent = modelDirectory.appendingPathComponent(directory)
+            guard DurableFiles.isDirectory(parent) else { continue }
+            for name in try DurableFiles.entries(of: parent).sorted() where !name.hasPrefix(".") {
+                let folder = parent.appendingPathComponent(name)
+                guard DurableFiles.isRegularFile(folder.appendingPathComponent(CheckpointLayout.headManifest)) else { continue }
+                let tasks = try HeadFolder.read(folder).manifest.labelNames
+                // An adapter manifest without tasks (written before per-task adapters) serves all.
+                if tasks.contains(task) || (kind == "adapter" && tasks.isEmpty) {
+                    found.append("\(kind) \(name) (\(directory)/\(name)/)")
+                }
+            }
+        }
+        return found
     }
 
     /// Reads a bundle's manifest and opens its weights without installing anything.

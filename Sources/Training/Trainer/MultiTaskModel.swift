@@ -284,8 +284,8 @@ public final class MultiTaskModel {
     /// export (`adapter_config.json`, `adapter_model.safetensors`); `routers/<name>/` the
     /// router's component folder, whose manifest's `label_names` are the tasks it serves in
     /// task index order.
-    public static let adaptersDirectory = "adapters"
-    public static let routersDirectory = "routers"
+    public static let adaptersDirectory = CheckpointLayout.adaptersDirectory
+    public static let routersDirectory = CheckpointLayout.routersDirectory
 
     private func componentManifest(_ component: Component, name: String, optionsJSON: String, taskNames: [String]) throws -> HeadManifest {
         HeadManifest(task: name, pluginID: component.id, pluginVersion: component.version,
