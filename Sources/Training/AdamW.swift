@@ -143,16 +143,33 @@ public final class AdamW {
     @discardableResult
     public func clipGradientNorm(maxNorm: Float) -> Float {
         let norm = gradientNorm()
-        let coefficient = maxNorm / (norm + 1e-6)
+        let coefficient = Self.clipCoefficient(norm: norm, maxNorm: maxNorm)
         if coefficient < 1 {
             for segment in segments { scale(segment.gradients, count: segment.count, by: coefficient) }
         }
         return norm
     }
 
+    /// What `clip_grad_norm_` multiplies the gradients by: `maxNorm / (norm + 1e-6)`, at most 1.
+    public static func clipCoefficient(norm: Float, maxNorm: Float) -> Float {
+        min(maxNorm / (norm + 1e-6), 1)
+    }
+
     /// One AdamW update of every trainable value with each group's learning rate times
     /// `learningRateMultiplier` (the schedule's factor for this step).
     public func step(learningRateMultiplier: Double = 1) {
+        update(learningRateMultiplier: learningRateMultiplier, gradientScale: 1, zeroingGradients: false)
+    }
+
+    /// `clipGradientNorm` (scaling by `gradientScale`, see `clipCoefficient`), `step` and
+    /// `zeroGradients` in one pass: each gradient is scaled as it is read and zeroed once used.
+    /// The same arithmetic as the three calls, bit for bit, with two fewer passes over the
+    /// gradients (the optimizer is memory-bound).
+    public func stepAndZeroGradients(learningRateMultiplier: Double, gradientScale: Float) {
+        update(learningRateMultiplier: learningRateMultiplier, gradientScale: gradientScale, zeroingGradients: true)
+    }
+
+    private func update(learningRateMultiplier: Double, gradientScale: Float, zeroingGradients: Bool) {
         completedSteps += 1
         let step = Double(completedSteps)
         // Scalars are formed in Double and rounded once, as torch does with Python floats.
@@ -173,7 +190,13 @@ public final class AdamW {
             let update = AdamWUpdate(decay: decay, oneMinusBeta1: oneMinusBeta1, beta2: beta2, oneMinusBeta2: oneMinusBeta2,
                                      biasCorrection2Root: biasCorrection2RootFloat, epsilon: epsilon, stepSize: stepSize)
             KernelThreads.parallelRanges(segment.count, minimumChunk: 1 << 16) { range in
-                update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range)
+                if zeroingGradients {
+                    update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range,
+                                 gradientScale: gradientScale, zeroingGradients: true)
+                } else {
+                    update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range,
+                                 gradientScale: 1, zeroingGradients: false)
+                }
             }
         }
     }
@@ -185,12 +208,20 @@ public final class AdamW {
 struct AdamWUpdate {
     let decay, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection2Root, epsilon, stepSize: Float
 
+    /// - Parameters:
+    ///   - gradientScale: multiplies each gradient as it is read (gradient clipping; 1: none).
+    ///   - zeroingGradients: writes 0 over each gradient once used.
     @inline(__always)
     func apply(values: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
-               firstMoments m: UnsafeMutablePointer<Float>, secondMoments v: UnsafeMutablePointer<Float>, range: Range<Int>) {
+               firstMoments m: UnsafeMutablePointer<Float>, secondMoments v: UnsafeMutablePointer<Float>, range: Range<Int>,
+               gradientScale: Float, zeroingGradients: Bool) {
         var index = range.lowerBound
+        // Scaling by exactly 1 is skipped so an unclipped step does not even multiply.
+        let scaling = gradientScale != 1
         while index + 8 <= range.upperBound {
-            let gradient = load8(gradients + index)
+            var gradient = load8(gradients + index)
+            if scaling { gradient *= gradientScale }
+            if zeroingGradients { store8(SIMD8<Float>(), gradients + index) }
             let value = load8(values + index) * decay
             let previous = load8(m + index)
             // torch's lerp with weight < 0.5: m + w * (g - m).
@@ -203,7 +234,9 @@ struct AdamWUpdate {
             index += 8
         }
         while index < range.upperBound {
-            let gradient = gradients[index]
+            var gradient = gradients[index]
+            if scaling { gradient *= gradientScale }
+            if zeroingGradients { gradients[index] = 0 }
             let value = values[index] * decay
             let firstMoment = m[index] + oneMinusBeta1 * (gradient - m[index])
             let secondMoment = v[index] * beta2 + oneMinusBeta2 * gradient * gradient

@@ -217,9 +217,9 @@ struct BenchMultiTaskCommand: ParsableCommand {
                     try encoder.backward(outputGradient: hiddenGradient.pointer, activations: activations, gradients: gradients, trainable: trainable)
                     lap("encoder_backward")
                 }
-                optimizer.clipGradientNorm(maxNorm: 1)
-                optimizer.step()
-                optimizer.zeroGradients()
+                // As the trainer does it: clip, update and zero in one pass after the norm.
+                let norm = optimizer.gradientNorm()
+                optimizer.stepAndZeroGradients(learningRateMultiplier: 1, gradientScale: AdamW.clipCoefficient(norm: norm, maxNorm: 1))
                 lap("optimizer")
                 if step >= warmup {
                     wall.append(BenchClock.now() - wallStart)

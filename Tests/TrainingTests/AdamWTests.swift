@@ -68,6 +68,41 @@ final class AdamWTests: XCTestCase {
         XCTAssertGreaterThan(clippedSteps, 0, "the fixture should exercise clipping")
     }
 
+    /// The fused path (scale by the clip coefficient as read, update, zero) gives bit for bit
+    /// what clipGradientNorm + step + zeroGradients give, clipped or not, on two groups (one
+    /// without decay) long enough for the eight-lane loop and its scalar tail.
+    func testFusedClipStepAndZeroMatchesTheSeparateCalls() throws {
+        func make() throws -> (AdamW, FlatParameterStorage, FlatParameterStorage) {
+            var generator = SeededGenerator(seed: 5)
+            let a = FlatParameterStorage(values: (0..<1_037).map { _ in Float.random(in: -1...1, using: &generator) })
+            let b = FlatParameterStorage(values: (0..<45).map { _ in Float.random(in: -1...1, using: &generator) })
+            let optimizer = try AdamW(groups: [
+                ParameterGroup(name: "encoder", learningRate: 1e-3, weightDecay: 0.01, parameters: [ParameterRange(name: "w", storage: a, range: 0..<1_037)]),
+                ParameterGroup(name: "heads", learningRate: 2e-3, weightDecay: 0, parameters: [ParameterRange(name: "h.bias", storage: b, range: 0..<45)]),
+            ])
+            return (optimizer, a, b)
+        }
+        let (separate, a1, b1) = try make()
+        let (fused, a2, b2) = try make()
+        for step in 0..<4 {
+            var generator = SeededGenerator(seed: UInt64(100 + step))
+            let scale: Float = step % 2 == 0 ? 10 : 0.01  // clipped, then not
+            for storage in [a1, b1] { for index in 0..<storage.values.count { storage.gradients[index] = Float.random(in: -1...1, using: &generator) * scale } }
+            generator = SeededGenerator(seed: UInt64(100 + step))
+            for storage in [a2, b2] { for index in 0..<storage.values.count { storage.gradients[index] = Float.random(in: -1...1, using: &generator) * scale } }
+            let norm = separate.clipGradientNorm(maxNorm: 1)
+            separate.step(learningRateMultiplier: 0.5)
+            separate.zeroGradients()
+            let fusedNorm = fused.gradientNorm()
+            XCTAssertEqual(fusedNorm, norm)
+            XCTAssertEqual(AdamW.clipCoefficient(norm: fusedNorm, maxNorm: 1) < 1, step % 2 == 0, "step \(step) clips as planned")
+            fused.stepAndZeroGradients(learningRateMultiplier: 0.5, gradientScale: AdamW.clipCoefficient(norm: fusedNorm, maxNorm: 1))
+            XCTAssertEqual(a2.values.map(\.bitPattern), a1.values.map(\.bitPattern), "step \(step)")
+            XCTAssertEqual(b2.values.map(\.bitPattern), b1.values.map(\.bitPattern), "step \(step)")
+            XCTAssertTrue(a2.gradients.allSatisfy { $0 == 0 } && b2.gradients.allSatisfy { $0 == 0 }, "gradients zeroed")
+        }
+    }
+
     /// With a zero gradient Adam's update is 0, so only decoupled decay moves a parameter,
     /// and only where decay applies.
     func testDecoupledWeightDecay() throws {

@@ -297,15 +297,16 @@ public final class MultiTaskTrainer {
                 if let loss { sums[task] = (sums[task] ?? 0) + loss / accumulation }
             }
         }
-        let norm = config.training.clipNorm.map { optimizer.clipGradientNorm(maxNorm: Float($0)) } ?? optimizer.gradientNorm()
+        let norm = optimizer.gradientNorm()
         guard norm.isFinite else {
             optimizer.zeroGradients()
             throw TrainingError.nonFiniteGradient(step: scalars.step + 1, norm: norm)
         }
         // LambdaLR's convention (as ClassificationTrainer): step k uses the multiplier after k - 1 steps.
         let multiplier = schedule.multiplier(afterSteps: scalars.step)
-        optimizer.step(learningRateMultiplier: multiplier)
-        optimizer.zeroGradients()
+        // Clipping, the update and zeroing in one pass over the parameters.
+        let clip = config.training.clipNorm.map { AdamW.clipCoefficient(norm: norm, maxNorm: Float($0)) } ?? 1
+        optimizer.stepAndZeroGradients(learningRateMultiplier: multiplier, gradientScale: clip)
         scalars.step += 1
         return (sums, total, sequences, norm, multiplier)
     }
