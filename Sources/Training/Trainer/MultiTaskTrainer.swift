@@ -87,8 +87,8 @@ public final class MultiTaskTrainer {
         for task in config.tasks { _ = try model.headComponent(for: task) }  // before the data is read
         self.model = model
         try Self.addComponents(config: config, to: model)
-        let unused = config.adapters.map(\.name).filter { name in !config.tasks.contains { $0.adapter == name } }
-            + config.routers.map(\.name).filter { name in !config.tasks.contains { $0.router == name } }
+        let unused = config.adapters.map(\.name).filter { name in !model.adapters.contains { $0.name == name } }
+            + config.routers.map(\.name).filter { name in !model.routers.contains { $0.name == name } }
         if !unused.isEmpty { log("not created (no task names them): \(unused.joined(separator: ", "))") }
         for adapter in model.adapters {
             log("adapter \(adapter.name): \(adapter.instance.component.id) for \(adapter.taskNames.joined(separator: ", ")), \(adapter.instance.hookedSites.count) sites, \(adapter.instance.parameters.count) parameters")
