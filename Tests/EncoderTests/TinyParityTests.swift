@@ -132,8 +132,10 @@ final class TinyParityTests: XCTestCase {
         try encoder.forward(batch, activations: activations, dropout: dropout)
         let gradients = FloatBuffer(count: layout.totalCount)
         try encoder.backward(outputGradient: upstream, activations: activations, gradients: gradients, trainable: .all(layout))
-        var random = SystemRandomNumberGenerator()
-        let direction = (0..<layout.totalCount).map { _ in Float.random(in: -1...1, using: &random) }
+        // A fixed pseudo-random direction in [-1, 1]: the check is the same on every run. (A
+        // fresh random direction made it flaky: when the projection nearly cancels, Float32
+        // noise in the difference quotient exceeds the relative tolerance about one run in five.)
+        let direction = (0..<layout.totalCount).map { Float(sin(Double($0) * 12.9898 + 0.5)) }
         let original = encoder.parameters.toArray()
         func loss(_ step: Float) throws -> Double {
             for index in 0..<original.count { encoder.parameters.pointer[index] = original[index] + step * direction[index] }
