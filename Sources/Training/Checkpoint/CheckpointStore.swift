@@ -318,4 +318,15 @@ enum HeadFolder {
         }
         return LoadedHead(directory: folder, manifest: manifest, weights: weights)
     }
+
+    /// Every component folder (one holding a manifest) under `directory/<kind>/`, sorted by
+    /// name; none when there is no such directory. `kind` is `CheckpointLayout.adaptersDirectory`
+    /// or `.routersDirectory`.
+    static func readAll(in directory: URL, kind: String) throws -> [LoadedHead] {
+        let parent = directory.appendingPathComponent(kind)
+        guard FileManager.default.fileExists(atPath: parent.path) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: parent.path).sorted()
+            .filter { FileManager.default.fileExists(atPath: parent.appendingPathComponent($0).appendingPathComponent(CheckpointLayout.headManifest).path) }
+            .map { try read(parent.appendingPathComponent($0)) }
+    }
 }

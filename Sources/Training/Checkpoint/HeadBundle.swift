@@ -78,15 +78,11 @@ public enum HeadBundle {
     static func componentsServing(task: String, in modelDirectory: URL) throws -> [String] {
         var found: [String] = []
         for (kind, directory) in [("adapter", CheckpointLayout.adaptersDirectory), ("router", CheckpointLayout.routersDirectory)] {
-            let parent = modelDirectory.appendingPathComponent(directory)
-            guard DurableFiles.isDirectory(parent) else { continue }
-            for name in try DurableFiles.entries(of: parent).sorted() where !name.hasPrefix(".") {
-                let folder = parent.appendingPathComponent(name)
-                guard DurableFiles.isRegularFile(folder.appendingPathComponent(CheckpointLayout.headManifest)) else { continue }
-                let tasks = try HeadFolder.read(folder).manifest.labelNames
+            for folder in try HeadFolder.readAll(in: modelDirectory, kind: directory) {
+                let tasks = folder.manifest.labelNames
                 // An adapter manifest without tasks (written before per-task adapters) serves all.
                 if tasks.contains(task) || (kind == "adapter" && tasks.isEmpty) {
-                    found.append("\(kind) \(name) (\(directory)/\(name)/)")
+                    found.append("\(kind) \(folder.directory.lastPathComponent) (\(directory)/\(folder.directory.lastPathComponent)/)")
                 }
             }
         }

@@ -278,14 +278,12 @@ public final class MultiTaskModel {
 
     // MARK: - Routers and adapters in checkpoints
 
-    /// A checkpoint's folders beside `encoder/` and `heads/`: `adapters/<name>/` holds the
-    /// adapter's component folder (`manifest.json` with component_kind "adapter",
-    /// `weights.safetensors`; its `label_names` are the tasks it applies to) and its PEFT
-    /// export (`adapter_config.json`, `adapter_model.safetensors`); `routers/<name>/` the
-    /// router's component folder, whose manifest's `label_names` are the tasks it serves in
-    /// task index order.
-    public static let adaptersDirectory = CheckpointLayout.adaptersDirectory
-    public static let routersDirectory = CheckpointLayout.routersDirectory
+    // A checkpoint's folders beside `encoder/` and `heads/` (CheckpointLayout):
+    // `adapters/<name>/` holds the adapter's component folder (`manifest.json` with
+    // component_kind "adapter", `weights.safetensors`; its `label_names` are the tasks it
+    // applies to) and its PEFT export (`adapter_config.json`, `adapter_model.safetensors`);
+    // `routers/<name>/` the router's component folder, whose manifest's `label_names` are the
+    // tasks it serves in task index order.
 
     private func componentManifest(_ component: Component, name: String, optionsJSON: String, taskNames: [String]) throws -> HeadManifest {
         HeadManifest(task: name, pluginID: component.id, pluginVersion: component.version,
@@ -313,26 +311,17 @@ public final class MultiTaskModel {
                                                      taskNames: router.instance.taskNames)
                 manifest.encoderSHA256 = checksum
                 try HeadFolder.write(manifest: manifest, tensors: Self.tensors(router.instance.parameters),
-                                     to: checkpoint.appendingPathComponent(Self.routersDirectory).appendingPathComponent(router.name))
+                                     to: checkpoint.appendingPathComponent(CheckpointLayout.routersDirectory).appendingPathComponent(router.name))
             }
             for adapter in adapters {
                 var manifest = try componentManifest(adapter.instance.component, name: adapter.name, optionsJSON: adapter.optionsJSON,
                                                      taskNames: adapter.taskNames)
                 manifest.encoderSHA256 = checksum
-                let folder = checkpoint.appendingPathComponent(Self.adaptersDirectory).appendingPathComponent(adapter.name)
+                let folder = checkpoint.appendingPathComponent(CheckpointLayout.adaptersDirectory).appendingPathComponent(adapter.name)
                 try HeadFolder.write(manifest: manifest, tensors: Self.tensors(adapter.instance.parameters), to: folder)
                 try PEFTAdapterFormat.export(adapter.instance, to: folder, baseModel: baseModel.path)
             }
         }
-    }
-
-    /// The component folders under `directory/<kind>/`, sorted by name.
-    static func componentFolders(in directory: URL, kind: String) throws -> [LoadedHead] {
-        let parent = directory.appendingPathComponent(kind)
-        guard FileManager.default.fileExists(atPath: parent.path) else { return [] }
-        return try FileManager.default.contentsOfDirectory(atPath: parent.path).sorted()
-            .filter { FileManager.default.fileExists(atPath: parent.appendingPathComponent($0).appendingPathComponent(CheckpointLayout.headManifest).path) }
-            .map { try HeadFolder.read(parent.appendingPathComponent($0)) }
     }
 
     private static func copyWeights(_ folder: LoadedHead, into block: ParameterBlock) throws {
@@ -344,13 +333,13 @@ public final class MultiTaskModel {
     /// Recreates the routers and adapters a checkpoint holds (before its heads, whose input
     /// width a router sets).
     func addComponents(from checkpoint: URL) throws {
-        for folder in try Self.componentFolders(in: checkpoint, kind: Self.routersDirectory) {
+        for folder in try HeadFolder.readAll(in: checkpoint, kind: CheckpointLayout.routersDirectory) {
             let manifest = folder.manifest
             try addRouter(name: manifest.task, plugin: manifest.pluginID, optionsJSON: String(decoding: try manifest.options.jsonData(), as: UTF8.self),
                           taskNames: manifest.labelNames, seed: 0)
             try Self.copyWeights(folder, into: routers[routers.count - 1].instance.parameters)
         }
-        for folder in try Self.componentFolders(in: checkpoint, kind: Self.adaptersDirectory) {
+        for folder in try HeadFolder.readAll(in: checkpoint, kind: CheckpointLayout.adaptersDirectory) {
             let manifest = folder.manifest
             try addAdapter(name: manifest.task, plugin: manifest.pluginID, optionsJSON: String(decoding: try manifest.options.jsonData(), as: UTF8.self),
                            taskNames: manifest.labelNames, seed: 0)
@@ -360,17 +349,17 @@ public final class MultiTaskModel {
 
     /// Puts the routers' and adapters' weights of a checkpoint back (resume).
     func restoreComponentWeights(from checkpoint: URL) throws {
-        let routerFolders = try Self.componentFolders(in: checkpoint, kind: Self.routersDirectory)
+        let routerFolders = try HeadFolder.readAll(in: checkpoint, kind: CheckpointLayout.routersDirectory)
         for router in routers {
             guard let folder = routerFolders.first(where: { $0.manifest.task == router.name }) else {
-                throw TrainerError.resume("\(checkpoint.path) has no \(Self.routersDirectory)/\(router.name)/ for router \(router.name)")
+                throw TrainerError.resume("\(checkpoint.path) has no \(CheckpointLayout.routersDirectory)/\(router.name)/ for router \(router.name)")
             }
             try Self.copyWeights(folder, into: router.instance.parameters)
         }
-        let adapterFolders = try Self.componentFolders(in: checkpoint, kind: Self.adaptersDirectory)
+        let adapterFolders = try HeadFolder.readAll(in: checkpoint, kind: CheckpointLayout.adaptersDirectory)
         for adapter in adapters {
             guard let folder = adapterFolders.first(where: { $0.manifest.task == adapter.name }) else {
-                throw TrainerError.resume("\(checkpoint.path) has no \(Self.adaptersDirectory)/\(adapter.name)/ for adapter \(adapter.name)")
+                throw TrainerError.resume("\(checkpoint.path) has no \(CheckpointLayout.adaptersDirectory)/\(adapter.name)/ for adapter \(adapter.name)")
             }
             try Self.copyWeights(folder, into: adapter.instance.parameters)
         }
