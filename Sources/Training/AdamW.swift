@@ -190,13 +190,8 @@ public final class AdamW {
             let update = AdamWUpdate(decay: decay, oneMinusBeta1: oneMinusBeta1, beta2: beta2, oneMinusBeta2: oneMinusBeta2,
                                      biasCorrection2Root: biasCorrection2RootFloat, epsilon: epsilon, stepSize: stepSize)
             KernelThreads.parallelRanges(segment.count, minimumChunk: 1 << 16) { range in
-                if zeroingGradients {
-                    update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range,
-                                 gradientScale: gradientScale, zeroingGradients: true)
-                } else {
-                    update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range,
-                                 gradientScale: 1, zeroingGradients: false)
-                }
+                update.apply(values: values, gradients: gradients, firstMoments: m, secondMoments: v, range: range,
+                             gradientScale: gradientScale, zeroingGradients: zeroingGradients)
             }
         }
     }
