@@ -51,27 +51,26 @@ public final class MultiTaskTrainer {
     /// naming it; tasks with different adapters (or none) go through the encoder in separate
     /// passes. A router serves the tasks naming it, in config order.
     static func addComponents(config: RunConfig, to model: MultiTaskModel) throws {
-        for (index, declared) in config.adapters.enumerated() {
-            let taskNames = config.tasks.filter { $0.adapter == declared.name }.map(\.name)
-            guard !taskNames.isEmpty else { continue }
-            do {
-                try model.addAdapter(name: declared.name, plugin: declared.settings.plugin,
-                                     optionsJSON: JSONNode.object(declared.settings.options).jsonText,
-                                     taskNames: taskNames, seed: config.training.seed &+ 0x4144_0000 &+ UInt64(index))
-            } catch let error as PluginError {
-                throw declared.settings.location.error("adapter \(declared.name): \(error)")
+        /// Creates each declared component some task names, with a seed of its own; a plugin's
+        /// refusal is reported at the component's place in the config.
+        func add(_ declared: [NamedComponent], kind: String, seedSalt: UInt64, namedBy: (TaskConfig) -> String?,
+                 _ create: (NamedComponent, _ optionsJSON: String, _ taskNames: [String], _ seed: UInt64) throws -> Void) throws {
+            for (index, component) in declared.enumerated() {
+                let taskNames = config.tasks.filter { namedBy($0) == component.name }.map(\.name)
+                guard !taskNames.isEmpty else { continue }
+                do {
+                    try create(component, JSONNode.object(component.settings.options).jsonText, taskNames,
+                               config.training.seed &+ seedSalt &+ UInt64(index))
+                } catch let error as PluginError {
+                    throw component.settings.location.error("\(kind) \(component.name): \(error)")
+                }
             }
         }
-        for (index, declared) in config.routers.enumerated() {
-            let taskNames = config.tasks.filter { $0.router == declared.name }.map(\.name)
-            guard !taskNames.isEmpty else { continue }
-            do {
-                try model.addRouter(name: declared.name, plugin: declared.settings.plugin,
-                                    optionsJSON: JSONNode.object(declared.settings.options).jsonText,
-                                    taskNames: taskNames, seed: config.training.seed &+ 0x524F_0000 &+ UInt64(index))
-            } catch let error as PluginError {
-                throw declared.settings.location.error("router \(declared.name): \(error)")
-            }
+        try add(config.adapters, kind: "adapter", seedSalt: 0x4144_0000, namedBy: \.adapter) { component, options, tasks, seed in
+            try model.addAdapter(name: component.name, plugin: component.settings.plugin, optionsJSON: options, taskNames: tasks, seed: seed)
+        }
+        try add(config.routers, kind: "router", seedSalt: 0x524F_0000, namedBy: \.router) { component, options, tasks, seed in
+            try model.addRouter(name: component.name, plugin: component.settings.plugin, optionsJSON: options, taskNames: tasks, seed: seed)
         }
     }
 
